@@ -1,0 +1,74 @@
+"""`gremlin`: thin click commands that load settings and call one async entry point.
+
+Exit codes: 0 success, 1 a handled error (one line `Error: ...`, maybe `Try: ...`), 2 usage.
+Commands live in gremlin/commands/, one module per area; this module is the group and the
+shared plumbing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import trio
+
+from . import __version__
+from .errors import GremlinError
+from .settings import Settings, load
+
+T = TypeVar("T")
+
+
+def _leaf_gremlin_error(e: BaseException) -> GremlinError | None:
+    """The GremlinError inside an exception group of exactly one leaf, if that is what it is."""
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e if isinstance(e, GremlinError) else None
+
+
+class GremlinGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BaseException as e:
+            error = _leaf_gremlin_error(e)
+            if error is None:
+                raise
+            click.echo(f"Error: {error.message}", err=True)
+            if error.hint:
+                click.echo(f"Try: {error.hint}", err=True)
+            ctx.exit(1)
+
+
+def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    return trio.run(fn, *args)
+
+
+def settings_for(site: str | None, **flags: Any) -> Settings:
+    settings = load(Path(site) if site else None, flags)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return settings
+
+
+site_argument = click.argument("site", required=False, type=click.Path(file_okay=False))
+
+
+@click.group(cls=GremlinGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="contentgremlin")
+def cli() -> None:
+    """contentgremlin: a self-hosted media site that an admin can trust."""
+
+
+def main() -> None:
+    from .commands import register
+
+    register(cli)
+    cli(prog_name="gremlin")

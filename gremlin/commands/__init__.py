@@ -1,0 +1,13 @@
+"""CLI commands, one module per area. `register` adds them all to the group."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    from . import site, users
+
+    for module in (site, users):
+        for command in module.COMMANDS:
+            group.add_command(command)

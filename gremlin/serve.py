@@ -1,0 +1,135 @@
+"""The one module that wires the whole process. Reading it shows the tree:
+
+    serve
+    ├── signals          first SIGTERM/SIGINT: stop gracefully; a second: exit now
+    └── actors           each under `supervise` (restart on crash, capped backoff)
+        ├── ...          job supervisor, watchdog, garbage collector, handover listener
+        └── web          hypercorn's trio worker serving the quart-trio app
+
+A stop drains the web server first (stop accepting, finish in-flight requests within
+`shutdown_grace_seconds`), then cancels the actors, then clears the server record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+
+from .actors import supervise
+from .runtime import Runtime
+from .settings import Settings
+from .store import init_site, open_store
+from .store.server_record import claim_server, release_server, update_bind
+from .web.app import create_app
+from .web.server import listen_socket, serve_http, socket_url
+
+log = logging.getLogger(__name__)
+
+ActorFactory = Callable[[Runtime], Callable[..., Awaitable[Any]]]
+
+
+def actors(runtime: Runtime) -> list[tuple[str, Callable[..., Awaitable[Any]]]]:
+    """Every background actor of a running server, in start order."""
+    return []
+
+
+@dataclasses.dataclass
+class ServeOutcome:
+    graceful: bool = True
+
+
+async def _watch_signals(runtime: Runtime, outcome: ServeOutcome, root: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if not runtime.stop.is_set():
+                log.info("signal=%s: stopping gracefully (again to exit now)", signum)
+                runtime.stop.set()
+                grace = runtime.settings.shutdown_grace_seconds
+                root.deadline = min(root.deadline, trio.current_time() + grace + 10)
+            else:
+                log.warning("signal=%s again: exiting now", signum)
+                outcome.graceful = False
+                root.cancel()
+
+
+async def serve(
+    settings: Settings,
+    *,
+    sock: socket.socket | None = None,
+    handle_signals: bool = True,
+    announce: Callable[[str], None] | None = None,
+    task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
+) -> ServeOutcome:
+    """Run a server for `settings.site` until stopped. `sock`: an inherited listening socket."""
+    site = await trio.to_thread.run_sync(init_site, settings.site)
+    outcome = ServeOutcome()
+    async with open_store(site.db) as store:
+        runtime = Runtime(settings, store)
+        if sock is None:
+            sock = listen_socket(settings.bind)
+        try:
+            await store.write(
+                claim_server,
+                runtime.me,
+                runtime.version,
+                socket_url(sock),
+                str(site.control_socket),
+            )
+        except BaseException:
+            sock.close()
+            raise
+        runtime.url = socket_url(sock)
+        try:
+            with trio.CancelScope() as root:
+                async with trio.open_nursery() as nursery:
+                    if handle_signals:
+                        nursery.start_soon(_watch_signals, runtime, outcome, root)
+                    await _run_tree(runtime, sock, announce, task_status)
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.move_on_after(5, shield=True):
+                await store.write_unfrozen(release_server, runtime.me)
+            log.info("stopped pid=%d graceful=%s", runtime.me.pid, outcome.graceful)
+    return outcome
+
+
+async def _run_tree(
+    runtime: Runtime,
+    sock: socket.socket,
+    announce: Callable[[str], None] | None,
+    task_status: trio.TaskStatus[Runtime],
+) -> None:
+    settings = runtime.settings
+    async with trio.open_nursery() as actor_nursery:
+        for name, actor in actors(runtime):
+            await actor_nursery.start(partial(supervise, actor, name=name), name=name)
+        app = create_app(runtime)
+        async with trio.open_nursery() as web:
+            url = await web.start(
+                partial(
+                    serve_http,
+                    app,
+                    sock,
+                    runtime.stop,
+                    grace_seconds=settings.shutdown_grace_seconds,
+                ),
+                name="web",
+            )
+            await runtime.store.write(update_bind, runtime.me, url)
+            if announce is not None:
+                announce(url)
+            task_status.started(runtime)
+        actor_nursery.cancel_scope.cancel()
+
+
+def announce_stdout(url: str) -> None:
+    print(f"contentgremlin serving {url}", flush=True)
+    sys.stdout.flush()

@@ -1,0 +1,60 @@
+"""The app factory: a quart-trio app over one Runtime."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Response, jsonify
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ..errors import GremlinError
+from ..runtime import Runtime
+from ..store import latest
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    for name, value in headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
+
+
+def create_app(runtime: Runtime) -> QuartTrio:
+    app = QuartTrio(__name__)
+    app.config.update(
+        RESPONSE_TIMEOUT=None,  # long downloads must not be cut
+        BODY_TIMEOUT=None,
+        BACKGROUND_TASK_SHUTDOWN_TIMEOUT=0,
+        MAX_CONTENT_LENGTH=None,  # bodies are streamed by our own handlers, with their limits
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["gremlin"] = runtime
+
+    @app.get("/healthz")
+    async def healthz() -> Any:
+        return {
+            "status": "ok",
+            "mode": runtime.mode.value,
+            "version": runtime.version,
+            "schema_version": latest(),
+            "pid": runtime.me.pid,
+        }
+
+    @app.errorhandler(GremlinError)
+    async def handled(e: GremlinError) -> Response:
+        headers = {"Retry-After": "5"} if e.status == 503 else {}
+        return error_response(e.status, e.code, e.message, **headers)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(e: HTTPException) -> Response:
+        status = e.code or 500
+        return error_response(
+            status, (e.name or "error").lower().replace(" ", "_"), e.description or ""
+        )
+
+    return app
