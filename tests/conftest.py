@@ -69,18 +69,26 @@ class ServerProcess:
             if m := re.search(r"serving (http://\S+)", line):
                 return m.group(1)
         self.proc.kill()
+        self.proc.wait()
+        self.close()
         raise AssertionError(f"server did not start:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         rc = self.proc.wait(timeout)
-        self._log.close()
+        self.close()
         return rc
+
+    def close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._log.close()
 
 
 @pytest.fixture
@@ -97,3 +105,4 @@ def server_factory() -> Iterator[type[ServerProcess]]:
         if s.proc.poll() is None:
             s.proc.kill()
             s.proc.wait()
+        s.close()
