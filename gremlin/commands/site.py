@@ -80,9 +80,8 @@ def status(site: str | None, as_json: bool) -> None:
         return
     server = data["server"]
     if server:
-        click.echo(
-            f"server: pid {server['pid']} version {server['version']} {server['mode']} at {server['bind']}"
-        )
+        pid, version, mode, bind = (server[k] for k in ("pid", "version", "mode", "bind"))
+        click.echo(f"server: pid {pid} version {version} {mode} at {bind}")
     else:
         click.echo("server: not running")
     media, jobs = data["media"], data["jobs"]

@@ -188,7 +188,8 @@ def apply_steps(
                 continue
             step.apply(conn)
             conn.execute(
-                "INSERT INTO schema_steps (step, name, applied_at, app_version) VALUES (?, ?, ?, ?)",
+                "INSERT INTO schema_steps (step, name, applied_at, app_version)"
+                " VALUES (?, ?, ?, ?)",
                 (step.number, step.name, time.time(), app_version),
             )
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
