@@ -29,6 +29,7 @@ from .settings import Settings
 from .store import init_site, open_store
 from .store.server_record import claim_server, release_server, update_bind
 from .web.app import create_app
+from .web.auth import first_run_link
 from .web.server import listen_socket, serve_http, socket_url
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ async def _run_tree(
             await runtime.store.write(update_bind, runtime.me, url)
             if announce is not None:
                 announce(url)
+                if (link := await first_run_link(runtime, url)) is not None:
+                    announce_first_run(link)
             task_status.started(runtime)
         actor_nursery.cancel_scope.cancel()
 
@@ -133,3 +136,7 @@ async def _run_tree(
 def announce_stdout(url: str) -> None:
     print(f"contentgremlin serving {url}", flush=True)
     sys.stdout.flush()
+
+
+def announce_first_run(link: str) -> None:
+    print(f"No admin yet: create the admin account at {link} (this link works once)", flush=True)

@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException
 from ..errors import GremlinError
 from ..runtime import Runtime
 from ..store import latest
+from .auth import init_auth
+from .bodies import StreamingHTTPConnection
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ def create_app(runtime: Runtime) -> QuartTrio:
         JSON_SORT_KEYS=False,
     )
     app.extensions["gremlin"] = runtime
+    app.asgi_http_class = StreamingHTTPConnection  # streamed bodies bypass Quart's buffer
+    init_auth(app)
 
     @app.get("/healthz")
     async def healthz() -> Any:
@@ -47,7 +51,8 @@ def create_app(runtime: Runtime) -> QuartTrio:
 
     @app.errorhandler(GremlinError)
     async def handled(e: GremlinError) -> Response:
-        headers = {"Retry-After": "5"} if e.status == 503 else {}
+        retry_after = getattr(e, "retry_after", 5 if e.status == 503 else None)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         return error_response(e.status, e.code, e.message, **headers)
 
     @app.errorhandler(HTTPException)

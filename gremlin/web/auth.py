@@ -1,0 +1,494 @@
+"""Who is asking: session cookies, API tokens, CSRF, sign-in throttling, first-run setup.
+
+How pages (and every other view) use it:
+
+    from gremlin.web.auth import (current_user, login_required, admin_required, csrf_token,
+                                  authenticate, sign_in, sign_out, get_runtime)
+
+    @bp.get("/upload")
+    @login_required                  # pages: redirect to /signin?next=...; /api/...: 401 JSON
+    async def upload_page():
+        user = await current_user()  # a User, or None for a visitor (cached per request)
+        ...
+
+    # In every form (csrf_token is also a Jinja global):
+    #     <input type="hidden" name="csrf_token" value="{{ csrf_token() }}">
+    # JavaScript sends the same value as the `X-CSRF-Token` header; put it in a
+    #     <meta name="csrf-token" content="{{ csrf_token() }}">.
+    # Every unsafe request (POST, PUT, PATCH, DELETE) without `Authorization: Bearer` is refused
+    # with 403 {"error": {"code": "csrf"}} unless it carries the token (header, form field or
+    # `?csrf_token=` query). /api/ requests with no session cookie skip the check (they get a 401).
+
+    # Sign-in POST:   user = await authenticate(name, password)  # 401 / 403 disabled / 429
+    #                 sign_in(user); return redirect(next)
+    # Sign-out POST:  sign_out(); return redirect("/")
+    # First run:      await setup_token_valid(token); await create_first_admin(token, name, pw)
+
+Sessions are itsdangerous-signed cookies (no server-side state); the secret lives in the
+database `meta` table (key `session_secret`), created on first use. A session is bound to the
+user's password hash: changing the password signs every session out. Disabled users are
+signed out on their next request and their tokens stop working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import itsdangerous
+import trio
+from quart import Quart, Response, current_app, g, redirect, request
+
+from ..accounts import create_user, hash_password, user_for_token, verify_password
+from ..errors import BadRequest, Forbidden, GremlinError, NotFound, Unauthorized
+from ..runtime import Runtime
+
+SESSION_COOKIE = "gremlin_session"
+SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SIGNIN_PATH = "/signin"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+MAX_FORM_BYTES = 1024 * 1024  # non-streamed form bodies
+MIN_PASSWORD_CHARS = 8
+_DUMMY_HASH = hash_password(secrets.token_hex(8))  # equal work for unknown names
+
+V = TypeVar("V", bound=Callable[..., Awaitable[Any]])
+
+
+class CsrfRefused(Forbidden):
+    code = "csrf"
+
+
+class AccountDisabled(Forbidden):
+    code = "account_disabled"
+
+
+class SigninThrottled(GremlinError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(
+            "too many failed sign-ins from this address", hint="Wait a minute and try again."
+        )
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    is_admin: bool
+    quota_bytes: int | None
+    password_tag: str  # binds sessions to the current password hash
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> User:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            is_admin=bool(row["is_admin"]),
+            quota_bytes=row["quota_bytes"],
+            password_tag=_password_tag(row["password_hash"]),
+        )
+
+
+def _password_tag(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+def get_runtime() -> Runtime:
+    return current_app.extensions["gremlin"]  # type: ignore[no-any-return]
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+# -- the session secret and cookie -----------------------------------------------------------
+
+
+def _get_or_create_secret(conn: sqlite3.Connection) -> str:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'session_secret'").fetchone()
+    if row is not None:
+        return str(row["value"])
+    value = secrets.token_hex(32)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('session_secret', ?)", (value,))
+    return value
+
+
+def _read_secret(conn: sqlite3.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'session_secret'").fetchone()
+    return None if row is None else str(row["value"])
+
+
+async def _serializer() -> itsdangerous.URLSafeTimedSerializer:
+    cached = current_app.extensions.get("gremlin.session_serializer")
+    if cached is None:
+        store = get_runtime().store
+        secret = await store.read(_read_secret) or await store.write(_get_or_create_secret)
+        cached = itsdangerous.URLSafeTimedSerializer(secret, salt="gremlin.session")
+        current_app.extensions["gremlin.session_serializer"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+def _session() -> dict[str, Any]:
+    """This request's session payload: {"c": csrf} and, signed in, {"u": id, "p": tag}."""
+    return g.gremlin_session  # type: ignore[no-any-return]
+
+
+def _save_session(payload: dict[str, Any] | None) -> None:
+    g.gremlin_session = payload or {}
+    g.gremlin_session_dirty = True
+
+
+async def _load_session() -> None:
+    serializer = await _serializer()
+    g.gremlin_serializer = serializer
+    g.gremlin_session = {}
+    g.gremlin_session_dirty = False
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        try:
+            payload = serializer.loads(raw, max_age=SESSION_MAX_AGE_SECONDS)
+        except itsdangerous.BadData:
+            payload = None
+        if isinstance(payload, dict):
+            g.gremlin_session = payload
+
+
+async def _write_session_cookie(response: Response) -> Response:
+    if not getattr(g, "gremlin_session_dirty", False):
+        return response
+    settings = get_runtime().settings
+    payload = _session()
+    if not payload:
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+    response.set_cookie(
+        SESSION_COOKIE,
+        g.gremlin_serializer.dumps(payload),
+        max_age=SESSION_MAX_AGE_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=settings.secure_cookies,
+    )
+    response.headers.add("Vary", "Cookie")
+    return response
+
+
+# -- who is asking ---------------------------------------------------------------------------
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _user_by_id(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE id = ? AND disabled = 0", (user_id,)).fetchone()
+
+
+async def current_user() -> User | None:
+    """The signed-in user (bearer token first, then the session), or None. Cached per request.
+
+    A bearer token that is wrong, revoked or belongs to a disabled user is a 401, never a
+    silent fall back to "visitor"."""
+    if hasattr(g, "gremlin_user"):
+        return g.gremlin_user  # type: ignore[no-any-return]
+    store = get_runtime().store
+    user: User | None = None
+    token = _bearer_token()
+    if token is not None:
+        row = await store.read(user_for_token, token)
+        if row is None:
+            raise Unauthorized(
+                "the API token is not valid (wrong, revoked, or its user is disabled)",
+                hint="Create a new one: gremlin token SITE NAME",
+            )
+        user = User.from_row(row)
+    elif (user_id := _session().get("u")) is not None:
+        row = await store.read(_user_by_id, int(user_id))
+        if row is not None and _password_tag(row["password_hash"]) == _session().get("p"):
+            user = User.from_row(row)
+        else:
+            _save_session({"c": _session().get("c")} if _session().get("c") else None)
+    g.gremlin_user = user
+    return user
+
+
+async def require_user() -> User:
+    user = await current_user()
+    if user is None:
+        raise Unauthorized("sign in first, or send `Authorization: Bearer TOKEN`")
+    return user
+
+
+def login_required(view: V) -> V:
+    """Visitors get a 401 JSON error under /api/ and a redirect to the sign-in page elsewhere."""
+
+    @functools.wraps(view)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if await current_user() is None:
+            if is_api_request():
+                raise Unauthorized("sign in first, or send `Authorization: Bearer TOKEN`")
+            return redirect(f"{SIGNIN_PATH}?next={quote(request.full_path.rstrip('?'))}")
+        return await view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def admin_required(view: V) -> V:
+    """Like login_required, then 403 for members who are not admins."""
+
+    @functools.wraps(view)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = await current_user()
+        if user is None and not is_api_request():
+            return redirect(f"{SIGNIN_PATH}?next={quote(request.full_path.rstrip('?'))}")
+        if user is None:
+            raise Unauthorized("sign in first, or send `Authorization: Bearer TOKEN`")
+        if not user.is_admin:
+            raise Forbidden("only an admin may do this")
+        return await view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- CSRF ------------------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    """The token forms embed (creates an anonymous session cookie on first use)."""
+    session = _session()
+    if not session.get("c"):
+        _save_session({**session, "c": secrets.token_urlsafe(24)})
+    return str(_session()["c"])
+
+
+def csrf_ok(given: str | None) -> bool:
+    expected = _session().get("c")
+    return bool(given and expected) and hmac.compare_digest(str(given), str(expected))
+
+
+def csrf_pending() -> bool:
+    """True while a streamed form still owes its token (it must come before the file part)."""
+    return bool(getattr(g, "gremlin_csrf_pending", False))
+
+
+def accept_csrf_field(value: str) -> None:
+    """A streamed body's `csrf_token` field arrived: check it (raises CsrfRefused)."""
+    if not csrf_ok(value):
+        raise CsrfRefused("the form's security token is missing or stale; reload the page")
+    g.gremlin_csrf_pending = False
+
+
+def streams_body(view: V) -> V:
+    """Mark a view that reads the raw ASGI body itself (see gremlin.web.bodies)."""
+    view.gremlin_streams_body = True  # type: ignore[attr-defined]
+    return view
+
+
+async def _check_csrf() -> None:
+    if request.method in SAFE_METHODS or _bearer_token() is not None:
+        return
+    if is_api_request() and request.cookies.get(SESSION_COOKIE) is None:
+        return  # no ambient credential to abuse; the view will answer 401
+    given = request.headers.get(CSRF_HEADER) or request.args.get(CSRF_FIELD)
+    view = current_app.view_functions.get(request.endpoint or "")
+    if given is None and getattr(view, "gremlin_streams_body", False):
+        g.gremlin_csrf_pending = True  # the streamed form's field is checked as it arrives
+        return
+    if given is None and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        if (request.content_length or 0) > MAX_FORM_BYTES:
+            raise BadRequest("form bodies must be under 1 MiB (files go to /api/v1/media)")
+        given = (await request.form).get(CSRF_FIELD)
+    if not csrf_ok(given):
+        raise CsrfRefused("the form's security token is missing or stale; reload the page")
+
+
+# -- signing in ------------------------------------------------------------------------------
+
+
+class SigninLimiter:
+    """Failed sign-ins per address over the last minute (pure; time is passed in)."""
+
+    def __init__(self, per_minute: int, window_seconds: float = 60.0) -> None:
+        self.per_minute = per_minute
+        self.window = window_seconds
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, addr: str, now: float) -> deque[float]:
+        q = self._failures.get(addr, deque())
+        while q and q[0] <= now - self.window:
+            q.popleft()
+        return q
+
+    def retry_after(self, addr: str, now: float) -> float | None:
+        """Seconds to wait before `addr` may try again, or None if it may try now."""
+        if self.per_minute <= 0:
+            return None
+        q = self._recent(addr, now)
+        if len(q) < self.per_minute:
+            return None
+        return q[0] + self.window - now
+
+    def failed(self, addr: str, now: float) -> None:
+        q = self._recent(addr, now)
+        q.append(now)
+        self._failures[addr] = q
+        if len(self._failures) > 10_000:
+            for key in [k for k, v in self._failures.items() if not self._recent(k, now)]:
+                del self._failures[key]
+
+    def succeeded(self, addr: str) -> None:
+        self._failures.pop(addr, None)
+
+
+def _limiter() -> SigninLimiter:
+    limiter = current_app.extensions.get("gremlin.signin_limiter")
+    if limiter is None:
+        limiter = SigninLimiter(get_runtime().settings.signin_attempts_per_minute)
+        current_app.extensions["gremlin.signin_limiter"] = limiter
+    return limiter  # type: ignore[no-any-return]
+
+
+def _user_row_by_name(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
+
+
+def _record_signin(conn: sqlite3.Connection, user_id: int, new_hash: str | None) -> None:
+    conn.execute("UPDATE users SET last_signin_at = ? WHERE id = ?", (time.time(), user_id))
+    if new_hash is not None:
+        conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user_id))
+
+
+async def authenticate(name: str, password: str) -> User:
+    """Check a name and password (rehashing old hashes). Raises 401, 403 (disabled) or 429."""
+    runtime = get_runtime()
+    addr = request.remote_addr or "?"
+    limiter = _limiter()
+    wait = limiter.retry_after(addr, time.monotonic())
+    if wait is not None:
+        raise SigninThrottled(wait)
+    row = await runtime.store.read(_user_row_by_name, name)
+    stored = row["password_hash"] if row is not None else None
+    ok, new_hash = await trio.to_thread.run_sync(verify_password, stored or _DUMMY_HASH, password)
+    if row is None or not stored or not ok:
+        limiter.failed(addr, time.monotonic())
+        raise Unauthorized("wrong name or password")
+    if row["disabled"]:
+        raise AccountDisabled("this account is disabled", hint="Ask the site's admin.")
+    limiter.succeeded(addr)
+    if not runtime.store.frozen:
+        await runtime.store.write(_record_signin, row["id"], new_hash)
+    user = User.from_row(row)
+    if new_hash is not None and not runtime.store.frozen:
+        user = dataclasses.replace(user, password_tag=_password_tag(new_hash))
+    return user
+
+
+def sign_in(user: User) -> None:
+    """Start a session for `user` on this response (a fresh CSRF token too)."""
+    _save_session({"u": user.id, "p": user.password_tag, "c": secrets.token_urlsafe(24)})
+    g.gremlin_user = user
+
+
+def sign_out() -> None:
+    _save_session(None)
+    g.gremlin_user = None
+
+
+# -- first run -------------------------------------------------------------------------------
+
+
+def _admin_exists(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM users WHERE is_admin = 1 LIMIT 1").fetchone() is not None
+
+
+def _setup_token_for_link(conn: sqlite3.Connection) -> str | None:
+    if _admin_exists(conn):
+        conn.execute("DELETE FROM meta WHERE key = 'setup_token'")
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'setup_token'").fetchone()
+    if row is not None:
+        return str(row["value"])
+    token = secrets.token_urlsafe(24)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('setup_token', ?)", (token,))
+    return token
+
+
+async def first_run_link(runtime: Runtime, url: str) -> str | None:
+    """When no admin exists: the one-time link that creates one (`serve` prints it)."""
+    token = await runtime.store.write(_setup_token_for_link)
+    if token is None:
+        return None
+    base = (runtime.settings.base_url or url).rstrip("/")
+    return f"{base}/setup/{token}"
+
+
+def _setup_token_matches(conn: sqlite3.Connection, token: str) -> bool:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'setup_token'").fetchone()
+    return (
+        row is not None
+        and not _admin_exists(conn)
+        and hmac.compare_digest(str(row["value"]), token)
+    )
+
+
+async def setup_token_valid(token: str) -> bool:
+    return await get_runtime().store.read(_setup_token_matches, token)
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise BadRequest(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
+
+
+async def create_first_admin(token: str, name: str, password: str) -> User:
+    """Create the admin with the one-time setup token, which is then spent. Signs them in."""
+    check_password_rules(password)
+    hashed = await trio.to_thread.run_sync(hash_password, password)
+
+    def create(conn: sqlite3.Connection) -> sqlite3.Row:
+        if not _setup_token_matches(conn, token):
+            raise NotFound("this setup link is not valid (already used, or an admin exists)")
+        user_id = create_user(conn, name, hashed, is_admin=True)
+        conn.execute("DELETE FROM meta WHERE key = 'setup_token'")
+        return conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
+
+    user = User.from_row(await get_runtime().store.write(create))
+    sign_in(user)
+    return user
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+def init_auth(app: Quart) -> None:
+    """Install the hooks: load the session, check CSRF, write the cookie back."""
+
+    @app.before_request
+    async def _auth_before() -> None:
+        await _load_session()
+        await _check_csrf()
+
+    app.after_request(_write_session_cookie)
+    app.jinja_env.globals["csrf_token"] = csrf_token
