@@ -40,7 +40,7 @@ def start_time(pid: int) -> int | None:
 
 def is_zombie(pid: int) -> bool:
     fields = _stat_fields(pid)
-    return bool(fields) and fields[0] in {"Z", "X"}
+    return fields is not None and fields[0] in {"Z", "X"}
 
 
 @dataclasses.dataclass(frozen=True)

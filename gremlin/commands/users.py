@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from ..accounts import create_token, create_user, hash_password, user_by_name
 from ..cli import run, settings_for
 from ..errors import BadRequest
+from ..settings import Settings
 from ..store import open_store
 
+T = TypeVar("T")
 
-async def _write(settings, fn, *args):  # type: ignore[no-untyped-def]
+
+async def _write(settings: Settings, fn: Callable[..., T], *args: Any) -> T:
     async with open_store(settings.db_path) as store:
         return await store.write(fn, *args)
 

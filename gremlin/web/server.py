@@ -50,7 +50,7 @@ def hypercorn_config(grace_seconds: float) -> Config:
     config = Config()
     config.graceful_timeout = grace_seconds
     config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")  # type: ignore[assignment]
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = 30
     config.h11_max_incomplete_size = 64 * 1024
     return config
