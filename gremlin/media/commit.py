@@ -1,0 +1,290 @@
+"""The commit of a finished upload (invariant 2 of DESIGN.md), shared by tus, multipart, the
+JSON API and `gremlin import`.
+
+`staged` is a complete, fsynced file on the site's filesystem (content/incoming/...). The
+commit sniffs it by content, checks the owner's quota, moves it to
+content/queue/<media-id>/original.<ext> and then, in ONE write transaction, inserts the media
+row, its files row (size, SHA-256, MIME) and its planned jobs. Only after that may the caller
+acknowledge the upload. If the transaction fails, the file goes back to `staged`, so nothing
+under queue/ is left without a row. On any refusal the staged file is left where it was: the
+caller removes it (or keeps it, e.g. a tus upload the client may still delete).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import functools
+import logging
+import re
+import secrets
+import sqlite3
+import time
+import unicodedata
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import trio
+
+from ..errors import BadRequest, GremlinError, NotFound, TooLarge, Unprocessable
+from ..settings import Settings
+from ..store import Store, move_durable, sha256_file
+from ..store.jobs import insert_planned_jobs
+from .base import Kind, MediaType, PlannedJob
+from .registry import HEAD_BYTES, load_media_types, sniff
+
+log = logging.getLogger(__name__)
+
+VISIBILITIES = ("public", "unlisted", "private")
+MAX_TAGS = 50
+MAX_TAG_CHARS = 64
+MAX_TITLE_CHARS = 200
+MAX_NAME_CHARS = 255
+EXTENSIONS = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "image/tiff": "tif",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/avif": "avif",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Committed:
+    media_id: str
+    kind: Kind
+    state: str  # "processing": the media becomes visible when its blocking jobs are done
+
+
+@dataclasses.dataclass(frozen=True)
+class NewMedia:
+    """Everything the commit transaction writes for one upload."""
+
+    id: str
+    owner_id: int
+    kind: Kind
+    mime: str
+    path: str  # relative to content/: queue/<id>/original.<ext>
+    size: int
+    sha256: str
+    original_name: str
+    title: str
+    description: str
+    tags: tuple[str, ...]
+    visibility: str
+    license: str
+
+
+def new_media_id() -> str:
+    """120 random bits, lowercase base32: unguessable, URL- and shell-safe, never starts '-'."""
+    return base64.b32encode(secrets.token_bytes(15)).decode().lower()
+
+
+def extension_for(mime: str) -> str:
+    if mime in EXTENSIONS:
+        return EXTENSIONS[mime]
+    sub = mime.partition("/")[2].split(";")[0].split("+")[0]
+    return re.sub(r"[^a-z0-9]", "", sub.lower())[:8] or "bin"
+
+
+def display_name(name: str) -> str:
+    """A client's file name made safe to show: its last path part, no control characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = re.split(r"[/\\]", name)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
+    return name.strip()[:MAX_NAME_CHARS] or "upload"
+
+
+def default_title(original_name: str) -> str:
+    stem = original_name.rsplit(".", 1)[0] if "." in original_name[1:] else original_name
+    return re.sub(r"[_\s]+", " ", stem).strip()[:MAX_TITLE_CHARS]
+
+
+def normalise_tags(tags: Iterable[str] | str) -> tuple[str, ...]:
+    """Lowercase, trimmed, inner whitespace collapsed, deduplicated in order, bounded."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    seen: dict[str, None] = {}
+    for tag in tags:
+        clean = " ".join(unicodedata.normalize("NFKC", str(tag)).lower().split())
+        clean = "".join(c for c in clean if unicodedata.category(c)[0] != "C")
+        if clean:
+            seen.setdefault(clean[:MAX_TAG_CHARS], None)
+    return tuple(seen)[:MAX_TAGS]
+
+
+def slugify(title: str) -> str:
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:80]
+
+
+def quota_for(conn: sqlite3.Connection, owner_id: int, default_bytes: int) -> tuple[int, int]:
+    """(quota in bytes, 0 = unlimited; bytes the user stores now)."""
+    row = conn.execute("SELECT quota_bytes FROM users WHERE id = ?", (owner_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no user with id {owner_id}")
+    quota = row["quota_bytes"] if row["quota_bytes"] is not None else default_bytes
+    used = conn.execute(
+        "SELECT coalesce(sum(files.size), 0) FROM files JOIN media ON media.id = files.media_id"
+        " WHERE media.owner_id = ?",
+        (owner_id,),
+    ).fetchone()[0]
+    return int(quota), int(used)
+
+
+def check_quota(conn: sqlite3.Connection, owner_id: int, size: int, default_bytes: int) -> None:
+    quota, used = quota_for(conn, owner_id, default_bytes)
+    if quota and used + size > quota:
+        raise TooLarge(
+            f"this upload ({size} bytes) would exceed the storage quota:"
+            f" {used} of {quota} bytes used",
+            hint="Delete some media, or ask an administrator for a larger quota.",
+        )
+
+
+def insert_media(
+    conn: sqlite3.Connection,
+    media: NewMedia,
+    planned: list[PlannedJob],
+    *,
+    max_attempts: int,
+    default_quota_bytes: int,
+) -> list[int]:
+    """The commit transaction's body (the caller holds BEGIN IMMEDIATE): quota, media row,
+    files row, tags, planned jobs. Returns the job ids."""
+    check_quota(conn, media.owner_id, media.size, default_quota_bytes)
+    now = time.time()
+    conn.execute(
+        "INSERT INTO media (id, owner_id, kind, state, title, slug, description, visibility,"
+        " license, original_name, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'processing', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            media.id,
+            media.owner_id,
+            media.kind.value,
+            media.title,
+            slugify(media.title),
+            media.description,
+            media.visibility,
+            media.license,
+            media.original_name,
+            now,
+            now,
+        ),
+    )
+    conn.execute(
+        "INSERT INTO files (media_id, role, path, mime, size, sha256, created_at)"
+        " VALUES (?, 'original', ?, ?, ?, ?, ?)",
+        (media.id, media.path, media.mime, media.size, media.sha256, now),
+    )
+    conn.executemany(
+        "INSERT INTO tags (media_id, tag) VALUES (?, ?)", [(media.id, t) for t in media.tags]
+    )
+    return insert_planned_jobs(conn, media.id, planned, max_attempts=max_attempts)
+
+
+def _inspect(staged: Path, size: int | None, sha256: str | None) -> tuple[bytes, int, str]:
+    """(head, size, sha256) of the staged file; size/sha256 given by the caller are trusted
+    only after the size matches the file."""
+    with open(staged, "rb") as f:
+        head = f.read(HEAD_BYTES)
+    actual = staged.stat().st_size
+    if size is not None and size != actual:
+        raise Unprocessable(f"upload incomplete: {actual} of {size} bytes received")
+    if actual == 0:
+        raise Unprocessable(
+            "the file is empty (zero bytes)", hint="Choose the file again and re-upload it."
+        )
+    if sha256 is None:
+        actual, sha256 = sha256_file(staged)
+    return head, actual, sha256
+
+
+async def commit_upload(
+    store: Store,
+    settings: Settings,
+    *,
+    owner_id: int,
+    staged: Path,
+    original_name: str,
+    title: str = "",
+    description: str = "",
+    tags: Iterable[str] | str = (),
+    visibility: str = "public",
+    license: str = "",
+    size: int | None = None,
+    sha256: str | None = None,
+    types: Mapping[str, MediaType] | None = None,
+) -> Committed:
+    """Commit the staged upload (invariant 2). Raises Unprocessable (422: empty), Unsupported
+    (415), TooLarge (413: quota), BadRequest (400), Maintenance (503) or DiskFull (507)."""
+    if visibility not in VISIBILITIES:
+        raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
+    types = load_media_types(settings) if types is None else types
+    head, actual_size, digest = await trio.to_thread.run_sync(_inspect, staged, size, sha256)
+    media_type, mime = sniff(head, types)
+    # A cheap early refusal; the transaction checks the quota again, race-free.
+    await store.read(check_quota, owner_id, actual_size, settings.user_quota_bytes)
+
+    name = display_name(original_name)
+    media = NewMedia(
+        id=new_media_id(),
+        owner_id=owner_id,
+        kind=media_type.kind,
+        mime=mime,
+        path="",
+        size=actual_size,
+        sha256=digest,
+        original_name=name,
+        title=(title.strip() or default_title(name))[:MAX_TITLE_CHARS],
+        description=description,
+        tags=normalise_tags(tags),
+        visibility=visibility,
+        license=license.strip(),
+    )
+    relative = f"queue/{media.id}/original.{extension_for(mime)}"
+    media = dataclasses.replace(media, path=relative)
+    planned = media_type.plan(media.id, mime, settings)
+    queued = settings.content / relative
+
+    await trio.to_thread.run_sync(move_durable, staged, queued)
+    try:
+        job_ids = await store.write(
+            functools.partial(
+                insert_media,
+                media=media,
+                planned=planned,
+                max_attempts=settings.max_attempts,
+                default_quota_bytes=settings.user_quota_bytes,
+            )
+        )
+    except BaseException as e:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(_put_back, queued, staged)
+        if not isinstance(e, GremlinError):
+            log.error("commit failed: media=%s error=%r", media.id, e)
+        raise
+    log.info(
+        "upload committed: media=%s kind=%s mime=%s size=%d jobs=%s",
+        media.id,
+        media.kind.value,
+        mime,
+        actual_size,
+        ",".join(map(str, job_ids)),
+    )
+    return Committed(media.id, media.kind, "processing")
+
+
+def _put_back(queued: Path, staged: Path) -> None:
+    """Undo the move after a failed transaction; if even that fails, do not leave it in queue/."""
+    try:
+        move_durable(queued, staged)
+    except OSError:
+        queued.unlink(missing_ok=True)
+    try:
+        queued.parent.rmdir()
+    except OSError:
+        pass
