@@ -78,6 +78,9 @@ class Settings:
     fsck_budget_seconds_per_day: float = _setting(
         600.0, "Time the background integrity check may spend each day (0: off)."
     )
+    fsck_orphan_grace_seconds: float = _setting(
+        30.0, "fsck --repair leaves alone an orphan changed this recently (a commit in flight)."
+    )
 
     shutdown_grace_seconds: float = _setting(
         10.0, "On SIGTERM: how long in-flight requests may take before they are cut."

@@ -6,8 +6,8 @@ import click
 
 
 def register(group: click.Group) -> None:
-    from . import site, users
+    from . import fsck, site, users
 
-    for module in (site, users):
+    for module in (site, users, fsck):
         for command in module.COMMANDS:
             group.add_command(command)

@@ -1,0 +1,234 @@
+"""What `gremlin fsck --repair` does about each finding, one finding at a time.
+
+Each repair that touches a row-backed file is a query run inside the store's write transaction
+(BEGIN IMMEDIATE): it re-checks what it found against the rows as they are NOW, with every other
+writer held off, and only then moves a file. Nothing is deleted except stale partial uploads and
+stray job directories; files taken out of service go to content/quarantine/<run>/<path>.
+
+    orphan          -> quarantine (if still no row refers to it and it is not changing)
+    missing/mismatch of a derived file -> the corrupt file to quarantine, its row dropped,
+                       the job that makes it queued again with fresh attempts, media processing
+    missing/mismatch of an original    -> media.damaged set with the reason; nothing moved
+    stale_upload    -> removed
+    stray_job_dir   -> removed, unless a live process is recorded in it
+Running repair again changes nothing: every step checks the state it would produce first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from ..proc import ProcessId
+from .content import move_durable
+from .fsck import Finding, Kind, changed_at, file_row_by_path, find_stale_uploads, identity
+from .site import Site
+
+
+class Action(enum.Enum):
+    QUARANTINED = "quarantined"
+    REQUEUED = "requeued"
+    FLAGGED_DAMAGED = "flagged_damaged"
+    REMOVED = "removed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    finding: Finding
+    action: Action | None  # None: nothing changed
+    detail: str
+    resolved: bool  # the finding is gone (or will be, once a requeued job has run)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.finding.to_json().items() if k != "detail"}
+        if self.action is not None:
+            out["action"] = self.action.value
+        out["detail"] = self.detail
+        return out
+
+
+def _changed(f: Finding, detail: str) -> Outcome:
+    return Outcome(f, None, detail, resolved=True)
+
+
+def _left(f: Finding, detail: str) -> Outcome:
+    return Outcome(f, None, detail, resolved=False)
+
+
+def quarantine_target(quarantine: Path, rel: str) -> Path:
+    """content/quarantine/<run>/<rel>, never over an existing file."""
+    target = quarantine / rel
+    n = 1
+    while target.exists() or target.is_symlink():
+        target = quarantine / f"{rel}.{n}"
+        n += 1
+    return target
+
+
+def live_process_in(job_dir: Path) -> str | None:
+    """Why `job_dir` must be left alone (a live or unreadable process record), else None."""
+    pid_file = job_dir / "pid"
+    try:
+        data = json.loads(pid_file.read_text())
+        if not data.get("pid"):
+            return None  # an abandon mark: no process ever ran here
+        process = ProcessId(int(data["pid"]), int(data["start"]), str(data["boot"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "its pid file is unreadable, so its process may be alive"
+    if process.alive():
+        return f"process {process.pid} recorded in it is alive"
+    return None
+
+
+# -- the repairs -------------------------------------------------------------------------------
+
+
+def repair_orphan(
+    conn: sqlite3.Connection, site: Site, f: Finding, quarantine: Path, grace_seconds: float
+) -> Outcome:
+    path = site.content / f.path  # from our own walk; a symlink is moved, never followed
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return _changed(f, "gone already")
+    if file_row_by_path(conn, f.path) is not None:
+        return _changed(f, "a row refers to it now: left in place")
+    age = time.time() - changed_at(st)
+    if age < grace_seconds:
+        return _left(
+            f, f"changed {age:.0f} s ago, it may be an upload being committed: run fsck again"
+        )
+    target = quarantine_target(quarantine, f.path)
+    move_durable(path, target)
+    moved = target.relative_to(site.content).as_posix()
+    return Outcome(f, Action.QUARANTINED, f"moved to {moved}", resolved=True)
+
+
+def _making_job(conn: sqlite3.Connection, media_id: str, role: str, path: str) -> Any:
+    for job in conn.execute("SELECT * FROM jobs WHERE media_id = ? ORDER BY id", (media_id,)):
+        outputs = json.loads(job["params"] or "{}").get("outputs", {})
+        made = {f"media/{media_id}/{name}" for name in outputs.values()}
+        if path == job["output_path"] or path in made or role in outputs:
+            return job
+    return None
+
+
+def requeue_job(conn: sqlite3.Connection, site: Site, job: Any, now: float) -> str:
+    """Queue a finished job again with fresh attempts; its media goes back to processing."""
+    if job["state"] in ("queued", "running"):
+        return f"job {job['id']} ({job['step']}) is already {job['state']}"
+    conn.execute(
+        "UPDATE jobs SET state = 'queued', attempt = 0, not_before = 0, pid = NULL,"
+        " pid_start = NULL, boot_id = NULL, started_at = NULL, finished_at = NULL,"
+        " progress = 0, exit_code = NULL, reason = NULL, log_tail = NULL WHERE id = ?",
+        (job["id"],),
+    )
+    conn.execute(
+        "UPDATE media SET state = 'processing', reason = NULL, updated_at = ? WHERE id = ?",
+        (now, job["media_id"]),
+    )
+    scratch = site.jobs / str(job["id"])
+    if scratch.is_dir() and live_process_in(scratch) is None:
+        shutil.rmtree(scratch)  # finished job scratch: the re-run starts clean
+    return f"job {job['id']} ({job['step']}) queued again"
+
+
+def repair_file(
+    conn: sqlite3.Connection, site: Site, f: Finding, quarantine: Path, run_label: str
+) -> Outcome:
+    """A missing or mismatched file, re-checked against its row inside the transaction."""
+    assert f.row is not None
+    row = file_row_by_path(conn, f.path)
+    if row is None or (row.id, row.size, row.sha256) != (f.row.id, f.row.size, f.row.sha256):
+        return _changed(f, "its row changed since it was checked: left for the next run")
+    path = site.path(f.path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    if f.kind is Kind.MISSING and st is not None:
+        return _left(f, "the file is back: run fsck again")
+    if f.kind is Kind.MISMATCH and (st is None or identity(st) != f.identity):
+        return _left(f, "the file changed since it was hashed: run fsck again")
+    if row.is_original:
+        return _flag_damaged(conn, f, run_label)
+    job = _making_job(conn, row.media_id, row.role, row.path)
+    if job is None:
+        return _left(f, f"no job makes the {row.role} file, so it cannot be re-made")
+    moved = ""
+    if st is not None:
+        target = quarantine_target(quarantine, f.path)
+        move_durable(path, target)
+        moved = f"moved to {site.relative(target)}; "
+    conn.execute("DELETE FROM files WHERE id = ?", (row.id,))
+    requeued = requeue_job(conn, site, job, time.time())
+    return Outcome(f, Action.REQUEUED, moved + requeued, resolved=True)
+
+
+def _flag_damaged(conn: sqlite3.Connection, f: Finding, run_label: str) -> Outcome:
+    current = conn.execute("SELECT damaged FROM media WHERE id = ?", (f.media_id,)).fetchone()
+    if current is None:
+        return _left(f, "its media row is gone")
+    if current["damaged"]:
+        return _left(f, f"media already flagged damaged: {current['damaged']}")
+    reason = f"original {f.kind.value}: {f.detail} (found by fsck {run_label})"
+    conn.execute(
+        "UPDATE media SET damaged = ?, updated_at = ? WHERE id = ?",
+        (reason, time.time(), f.media_id),
+    )
+    return Outcome(
+        f,
+        Action.FLAGGED_DAMAGED,
+        "media flagged damaged; the original is left as it is: restore it from a backup",
+        resolved=False,
+    )
+
+
+def rows_under(conn: sqlite3.Connection, rel: str) -> bool:
+    """Does any files row name `rel` or a path inside it?"""
+    row = conn.execute(
+        "SELECT 1 FROM files WHERE path = ? OR substr(path, 1, ?) = ? LIMIT 1",
+        (rel, len(rel) + 1, rel + "/"),
+    ).fetchone()
+    return row is not None
+
+
+def repair_stale_upload(
+    conn: sqlite3.Connection, site: Site, f: Finding, stale_seconds: float
+) -> Outcome:
+    """Remove every part of a partial upload, if it is still untouched and no row names it."""
+    still = {g.path for g in find_stale_uploads(site, time.time(), stale_seconds)}
+    if f.path not in still:
+        return _changed(f, "touched or finished since it was found: left in place")
+    if any(rows_under(conn, rel) for rel in f.members):
+        return _left(f, "a files row names it: left in place")
+    for rel in f.members:
+        path = site.content / rel
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return Outcome(f, Action.REMOVED, f"removed {len(f.members)} part(s)", resolved=True)
+
+
+def repair_stray_job_dir(conn: sqlite3.Connection, site: Site, f: Finding) -> Outcome:
+    name = f.path.removeprefix("jobs/")
+    path = site.jobs / name
+    if not path.is_dir():
+        return _changed(f, "gone already")
+    if name.isdigit() and conn.execute("SELECT 1 FROM jobs WHERE id = ?", (int(name),)).fetchone():
+        return _changed(f, "a job row names it now: left in place")
+    if rows_under(conn, f.path):
+        return _left(f, "a files row names a file inside it: left in place")
+    if (why := live_process_in(path)) is not None:
+        return _left(f, f"left in place: {why}")
+    shutil.rmtree(path)
+    return Outcome(f, Action.REMOVED, "removed", resolved=True)
