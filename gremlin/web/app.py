@@ -14,6 +14,7 @@ from ..runtime import Runtime
 from ..store import latest
 from .auth import init_auth
 from .bodies import StreamingHTTPConnection
+from .pages import register as register_pages
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def create_app(runtime: Runtime) -> QuartTrio:
     app.extensions["gremlin"] = runtime
     app.asgi_http_class = StreamingHTTPConnection  # streamed bodies bypass Quart's buffer
     init_auth(app)
+    register_pages(app)  # HTML pages, feeds, oEmbed, admin panel (gremlin.web.pages)
 
     @app.get("/healthz")
     async def healthz() -> Any:

@@ -1,0 +1,132 @@
+"""Browsing pages: home, a user's gallery, tag pages, the media page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, Quart, request
+from quart.typing import ResponseReturnValue
+
+from ..errors import GremlinError
+from . import queries, render
+from .pageutil import absolute, error_page, not_found, page, runtime, viewer
+
+bp = Blueprint("pages", __name__)
+bp.register_error_handler(GremlinError, error_page)
+
+VIDEO_PREFIX = "video_"
+AUDIO_PREFIX = "audio_"
+
+
+@bp.get("/")
+async def home() -> ResponseReturnValue:
+    cursor = queries.Cursor.decode(request.args.get("before"))
+    listing = await runtime().store.read(queries.recent_public, cursor)
+    tags = [] if cursor else await runtime().store.read(queries.popular_tags, 24)
+    return await page("home.html", page=listing, tags=tags)
+
+
+@bp.get("/u/<name>")
+async def gallery(name: str) -> ResponseReturnValue:
+    who = await viewer()
+    owner = await runtime().store.read(queries.user_named, name)
+    if owner is None:
+        raise not_found("user")
+    cursor = queries.Cursor.decode(request.args.get("before"))
+    listing = await runtime().store.read(queries.user_gallery, owner["id"], who, cursor)
+    return await page("gallery.html", owner=owner, page=listing)
+
+
+@bp.get("/tag/<tag>")
+async def tag_page(tag: str) -> ResponseReturnValue:
+    cursor = queries.Cursor.decode(request.args.get("before"))
+    listing = await runtime().store.read(queries.tagged, tag, cursor)
+    return await page("tag.html", tag=tag, page=listing)
+
+
+async def viewable_media(media_id: str) -> dict[str, Any]:
+    """The media if this request's viewer may see it; 404 otherwise (never reveal a private one)."""
+    media = await runtime().store.read(queries.media_detail, media_id)
+    if media is None or not queries.may_view(media, await viewer()):
+        raise not_found("media")
+    return media
+
+
+def players(media: dict[str, Any], quality: str | None) -> dict[str, Any]:
+    """What the media page shows on its stage, from the files that exist."""
+    files = media["files"]
+    videos = sorted(
+        (f for role, f in files.items() if role.startswith(VIDEO_PREFIX)),
+        key=lambda f: f.get("height") or 0,
+    )
+    audios = [f for role, f in files.items() if role.startswith(AUDIO_PREFIX)]
+    chosen = None
+    if videos:
+        by_label = {rendition_label(f): f for f in videos}
+        # Default: the largest rendition not above 720 lines (a sane first load), else the smallest.
+        fits = [f for f in videos if (f.get("height") or 0) <= 720]
+        chosen = by_label.get(quality or "") or (fits[-1] if fits else videos[0])
+    image = files.get("medium") or files.get("large") or files.get("original")
+    if media["kind"] == "image" and image is not None and image["mime"].startswith("image/"):
+        larger = files.get("large") or files.get("original")
+    else:
+        image, larger = None, None
+    return {
+        "videos": videos,
+        "video": chosen,
+        "poster": files.get("poster"),
+        "audios": audios,
+        "waveform": files.get("waveform"),
+        "image": image,
+        "larger": larger if larger is not image else None,
+    }
+
+
+def rendition_label(f: dict[str, Any]) -> str:
+    return f"{f['height']}p" if f.get("height") else f["role"].removeprefix(VIDEO_PREFIX)
+
+
+def share_image(media: dict[str, Any]) -> dict[str, Any] | None:
+    files = media["files"]
+    return files.get("medium") or files.get("poster") or files.get("thumb") or files.get("waveform")
+
+
+@bp.get("/m/<media_id>")
+async def media_page(media_id: str) -> ResponseReturnValue:
+    media = await viewable_media(media_id)
+    who = await viewer()
+    manage = who.may_manage(media["owner_id"])
+    collections = []
+    if who.signed_in and media["state"] == "ready":
+        from .collections_db import collections_of
+
+        collections = await runtime().store.read(collections_of, who.id)
+    media_url = absolute(f"/m/{media_id}")
+    return await page(
+        "media.html",
+        m=media,
+        manage=manage,
+        stage=players(media, request.args.get("q")),
+        label=rendition_label,
+        exif=render.exif_summary(media["exif_data"]),
+        progress=render.progress_percent(media["jobs"]),
+        failed_jobs=[j for j in media["jobs"] if j["state"] == "failed"],
+        summary=render.plain_summary(media["description"]),
+        media_url=media_url,
+        share=share_image(media),
+        absolute=absolute,
+        collections=collections,
+    )
+
+
+def register(app: Quart) -> None:
+    from . import admin, feeds, pages_account, pages_collections, pages_media
+    from .pageutil import install_template_helpers
+
+    install_template_helpers(app)
+    app.register_blueprint(bp)
+    app.register_blueprint(pages_account.bp)
+    app.register_blueprint(pages_media.bp)
+    app.register_blueprint(pages_collections.bp)
+    app.register_blueprint(feeds.bp)
+    app.register_blueprint(admin.bp)

@@ -1,0 +1,78 @@
+"""Signing in and out, and the first-run page that creates the admin account."""
+
+from __future__ import annotations
+
+from quart import Blueprint, redirect, request
+from quart.typing import ResponseReturnValue
+
+from ..errors import GremlinError
+from . import auth
+from .pageutil import error_page, not_found, page, redirect_to, viewer
+
+bp = Blueprint("account", __name__)
+bp.register_error_handler(GremlinError, error_page)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site (no scheme, no //host, no backslash tricks)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@bp.get("/signin")
+async def signin() -> ResponseReturnValue:
+    if (await viewer()).signed_in:
+        return redirect(safe_next(request.args.get("next")), 303)
+    return await page("signin.html", next=safe_next(request.args.get("next")), name="")
+
+
+@bp.post("/signin")
+async def signin_post() -> ResponseReturnValue:
+    form = await request.form
+    name = form.get("name", "").strip()
+    target = safe_next(form.get("next"))
+    try:
+        user = await auth.authenticate(name, form.get("password", ""))
+    except GremlinError as e:
+        headers = {"Retry-After": str(e.retry_after)} if hasattr(e, "retry_after") else {}
+        body, status, base = await page(  # type: ignore[misc]
+            "signin.html", status=e.status, next=target, name=name, error=e.message, hint=e.hint
+        )
+        return body, status, {**base, **headers}
+    auth.sign_in(user)
+    sep = "&" if "?" in target else "?"
+    return redirect(f"{target}{sep}done=signed_in" if target == "/" else target, 303)
+
+
+@bp.post("/signout")
+async def signout() -> ResponseReturnValue:
+    auth.sign_out()
+    return redirect_to("pages.home", done="signed_out")
+
+
+@bp.get("/setup/<token>")
+async def setup(token: str) -> ResponseReturnValue:
+    if not await auth.setup_token_valid(token):
+        raise not_found("setup link (it was used already, or an admin exists)")
+    return await page("setup.html", token=token, name="")
+
+
+@bp.post("/setup/<token>")
+async def setup_post(token: str) -> ResponseReturnValue:
+    form = await request.form
+    name = form.get("name", "").strip()
+    password = form.get("password", "")
+    if password != form.get("password2", ""):
+        return await page(
+            "setup.html", status=400, token=token, name=name, error="The passwords differ."
+        )
+    try:
+        user = await auth.create_first_admin(token, name, password)
+    except GremlinError as e:
+        if e.status == 404:
+            raise
+        return await page(
+            "setup.html", status=e.status, token=token, name=name, error=e.message, hint=e.hint
+        )
+    return redirect_to("pages.gallery", done="welcome", name=user.name)

@@ -1,0 +1,138 @@
+"""Pure helpers for pages: safe Markdown, dates, sizes, EXIF summaries. No I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+import markdown
+import nh3
+from markupsafe import Markup
+
+# What a description may contain after Markdown: text formatting, links, lists, quotes, code.
+# No images (a description must not make visitors' browsers fetch third-party URLs), no raw HTML
+# attributes beyond links.
+ALLOWED_TAGS = {
+    "p", "br", "hr", "em", "strong", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li",
+    "a", "h3", "h4", "h5", "h6", "del", "sup", "sub",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
+URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def safe_markdown(text: str) -> Markup:
+    """Markdown rendered to HTML, then sanitised by nh3: safe to put in a page unescaped."""
+    if not text.strip():
+        return Markup("")
+    html = markdown.markdown(text, extensions=["sane_lists", "nl2br"], output_format="html")
+    clean = nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel="nofollow noopener noreferrer ugc",
+    )
+    return Markup(clean)  # noqa: S704 - sanitised just above
+
+
+def plain_summary(text: str, limit: int = 200) -> str:
+    """A one-paragraph plain-text summary (Open Graph, feeds, oEmbed titles)."""
+    words = " ".join(nh3.clean(markdown.markdown(text), tags=set()).split())
+    return words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
+
+
+def iso_date(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def human_date(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%-d %b %Y")
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def human_duration(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    total = int(round(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+# EXIF keys worth showing, in order, with a label; values are formatted by `_exif_value`.
+EXIF_FIELDS = (
+    (("Make",), "Camera make"),
+    (("Model",), "Camera"),
+    (("LensModel", "Lens"), "Lens"),
+    (("FNumber", "Aperture"), "Aperture"),
+    (("ExposureTime", "Exposure"), "Exposure"),
+    (("ISOSpeedRatings", "ISO", "PhotographicSensitivity"), "ISO"),
+    (("FocalLength",), "Focal length"),
+    (("DateTimeOriginal", "DateTime", "Taken"), "Taken"),
+    (("Software",), "Software"),
+)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, list | tuple) and len(value) == 2 and value[1]:
+        return float(value[0]) / float(value[1])
+    try:
+        return float(Fraction(str(value)))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _exif_value(label: str, value: Any) -> str:
+    n = _number(value)
+    if label == "Aperture" and n:
+        return f"f/{n:.1f}".replace(".0", "")
+    if label == "Exposure" and n:
+        return f"1/{round(1 / n)} s" if n < 1 else f"{n:g} s"
+    if label == "Focal length" and n:
+        return f"{n:g} mm"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value).strip().strip("\x00")
+
+
+def exif_summary(exif: Any) -> list[tuple[str, str]]:
+    """(label, value) pairs for the well-known EXIF fields present in `exif` (a dict)."""
+    if not isinstance(exif, Mapping):
+        return []
+    out = []
+    for keys, label in EXIF_FIELDS:
+        for key in keys:
+            value = exif.get(key)
+            if value not in (None, "", [], {}):
+                text = _exif_value(label, value)
+                if text:
+                    out.append((label, text[:120]))
+                break
+    return out
+
+
+def progress_percent(jobs: list[Mapping[str, Any]]) -> int:
+    """Overall progress of a media's blocking jobs, 0..100."""
+    blocking = [j for j in jobs if j.get("blocking", 1)]
+    if not blocking:
+        return 100
+    done = sum(1.0 if j["state"] == "done" else float(j["progress"] or 0) for j in blocking)
+    return int(100 * done / len(blocking))
