@@ -6,8 +6,8 @@ import click
 
 
 def register(group: click.Group) -> None:
-    from . import fsck, site, users
+    from . import fsck, media, site, upgrade, users
 
-    for module in (site, users, fsck):
+    for module in (site, users, fsck, media, upgrade):
         for command in module.COMMANDS:
             group.add_command(command)

@@ -21,7 +21,7 @@ import secrets
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import trio
@@ -152,9 +152,12 @@ def insert_media(
     *,
     max_attempts: int,
     default_quota_bytes: int,
+    guard: Callable[[sqlite3.Connection], None] | None = None,
 ) -> list[int]:
     """The commit transaction's body (the caller holds BEGIN IMMEDIATE): quota, media row,
     files row, tags, planned jobs. Returns the job ids."""
+    if guard is not None:
+        guard(conn)
     check_quota(conn, media.owner_id, media.size, default_quota_bytes)
     now = time.time()
     conn.execute(
@@ -218,9 +221,13 @@ async def commit_upload(
     size: int | None = None,
     sha256: str | None = None,
     types: Mapping[str, MediaType] | None = None,
+    guard: Callable[[sqlite3.Connection], None] | None = None,
 ) -> Committed:
     """Commit the staged upload (invariant 2). Raises Unprocessable (422: empty), Unsupported
-    (415), TooLarge (413: quota), BadRequest (400), Maintenance (503) or DiskFull (507)."""
+    (415), TooLarge (413: quota), BadRequest (400), Maintenance (503) or DiskFull (507).
+
+    `guard(conn)`, if given, runs first inside the commit transaction and may refuse it (the
+    CLI uses it to refuse writes while a live server is in maintenance)."""
     if visibility not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
     types = load_media_types(settings) if types is None else types
@@ -259,6 +266,7 @@ async def commit_upload(
                 planned=planned,
                 max_attempts=settings.max_attempts,
                 default_quota_bytes=settings.user_quota_bytes,
+                guard=guard,
             )
         )
     except BaseException as e:
