@@ -153,6 +153,7 @@ def insert_media(
     max_attempts: int,
     default_quota_bytes: int,
     guard: Callable[[sqlite3.Connection], None] | None = None,
+    on_commit: Callable[[sqlite3.Connection, str], None] | None = None,
 ) -> list[int]:
     """The commit transaction's body (the caller holds BEGIN IMMEDIATE): quota, media row,
     files row, tags, planned jobs. Returns the job ids."""
@@ -186,7 +187,10 @@ def insert_media(
     conn.executemany(
         "INSERT INTO tags (media_id, tag) VALUES (?, ?)", [(media.id, t) for t in media.tags]
     )
-    return insert_planned_jobs(conn, media.id, planned, max_attempts=max_attempts)
+    job_ids = insert_planned_jobs(conn, media.id, planned, max_attempts=max_attempts)
+    if on_commit is not None:
+        on_commit(conn, media.id)
+    return job_ids
 
 
 def _inspect(staged: Path, size: int | None, sha256: str | None) -> tuple[bytes, int, str]:
@@ -222,12 +226,15 @@ async def commit_upload(
     sha256: str | None = None,
     types: Mapping[str, MediaType] | None = None,
     guard: Callable[[sqlite3.Connection], None] | None = None,
+    on_commit: Callable[[sqlite3.Connection, str], None] | None = None,
 ) -> Committed:
     """Commit the staged upload (invariant 2). Raises Unprocessable (422: empty), Unsupported
     (415), TooLarge (413: quota), BadRequest (400), Maintenance (503) or DiskFull (507).
 
     `guard(conn)`, if given, runs first inside the commit transaction and may refuse it (the
-    CLI uses it to refuse writes while a live server is in maintenance)."""
+    CLI uses it to refuse writes while a live server is in maintenance). `on_commit(conn,
+    media_id)`, if given, runs last inside the same transaction: the MediaGoblin importer
+    records its legacy_map rows there, so an import killed at any instant stays consistent."""
     if visibility not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
     types = load_media_types(settings) if types is None else types
@@ -267,6 +274,7 @@ async def commit_upload(
                 max_attempts=settings.max_attempts,
                 default_quota_bytes=settings.user_quota_bytes,
                 guard=guard,
+                on_commit=on_commit,
             )
         )
     except BaseException as e:

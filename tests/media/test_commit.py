@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -177,3 +178,26 @@ def test_names_ids_and_tags() -> None:
 
 def test_registry_default_types_include_image() -> None:
     assert "image" in load_media_types(Settings())
+
+
+async def test_guard_and_on_commit_run_inside_the_one_transaction(
+    store: Store, settings: Settings, site: Site, owner: int
+) -> None:
+    def refuse(conn: object) -> None:
+        raise Unprocessable("not now")
+
+    staged = staged_file(site, image_bytes("PNG"))
+    with pytest.raises(Unprocessable, match="not now"):
+        await commit_upload(
+            store, settings, owner_id=owner, staged=staged, original_name="a", guard=refuse
+        )
+    assert staged.exists() and queue_files(site) == [] and await rows(store, "media") == []
+
+    def retitle(conn: sqlite3.Connection, media_id: str) -> None:
+        conn.execute("UPDATE media SET title = 'from hook' WHERE id = ?", (media_id,))
+
+    committed = await commit_upload(
+        store, settings, owner_id=owner, staged=staged, original_name="a", on_commit=retitle
+    )
+    [media] = await rows(store, "media")
+    assert media["id"] == committed.media_id and media["title"] == "from hook"
