@@ -15,7 +15,6 @@ Animated GIF/WebP: the first frame (see docs/media.md).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
@@ -32,7 +31,8 @@ from .base import EXIT_BAD_INPUT
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "HEIF", "AVIF")
 DEFAULT_OUTPUTS = {"thumb": "thumb.webp", "medium": "medium.webp"}
-WEBP_METHOD = 4  # 0 (fast) .. 6 (small); 4 is libwebp's default balance
+WEBP_METHOD = 2  # 0 (fast) .. 6 (small): 3 and up cost twice the time for ~3% smaller files
+RESAMPLE = Image.Resampling.BICUBIC  # downscaling only: as sharp as Lanczos here, faster
 
 # EXIF tags of the summary (never GPS): base IFD, then the Exif sub-IFD.
 _BASE_TAGS = {0x010F: "make", 0x0110: "model"}
@@ -129,30 +129,30 @@ def decode(path: Path, *, max_pixels: int, draft_size: int) -> tuple[Image.Image
     """(upright RGB/RGBA pixels, info about the original) or BadInput."""
     Image.MAX_IMAGE_PIXELS = max_pixels or None
     try:
-        with warnings.catch_warnings(), contextlib.ExitStack() as stack:
+        # Pillow leaves a file it did not open alone: `im` stays usable once loaded.
+        with warnings.catch_warnings(), open(path, "rb") as f:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = stack.enter_context(Image.open(path, formats=FORMATS))
+            im = Image.open(f, formats=FORMATS)
             width, height = im.size
             if max_pixels and width * height > max_pixels:
                 raise BadInput(
                     f"image refused as a decompression bomb: {width}x{height} ="
                     f" {width * height} pixels, more than max_image_pixels={max_pixels}"
                 )
-            frames = getattr(im, "n_frames", 1)
             info = {
                 "width": width,
                 "height": height,
                 "format": im.format,
-                "frames": frames,
+                "frames": getattr(im, "n_frames", 1),
                 "animated": bool(getattr(im, "is_animated", False)),
                 "exif": exif_summary(im.getexif()),
             }
             icc = im.info.get("icc_profile")
             if im.format == "JPEG":
-                im.draft("RGB", (draft_size, draft_size))
+                im.draft("RGB", (draft_size, draft_size))  # libjpeg scales while decoding
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            pixels = _flatten_mode(_to_srgb(upright, icc))
+            ImageOps.exif_transpose(im, in_place=True)
+            pixels = _flatten_mode(_to_srgb(im, icc))
     except BadInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -164,6 +164,15 @@ def decode(path: Path, *, max_pixels: int, draft_size: int) -> tuple[Image.Image
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
         raise BadInput(f"cannot decode image: {e}") from e
     return pixels, info
+
+
+def fit(im: Image.Image, box: int) -> Image.Image:
+    """`im` scaled down to fit a box x box square (never up), keeping its aspect ratio."""
+    scale = box / max(im.size)
+    if scale >= 1:
+        return im
+    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    return im.resize(size, RESAMPLE, reducing_gap=2.0)
 
 
 def _save_webp(im: Image.Image, path: Path, quality: int) -> dict[str, Any]:
@@ -191,10 +200,8 @@ def derive(
         bad_input(str(e))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    medium = pixels.copy()
-    medium.thumbnail((medium_size, medium_size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    thumb = medium.copy()
-    thumb.thumbnail((thumb_size, thumb_size), Image.Resampling.LANCZOS)
+    medium = fit(pixels, medium_size)
+    thumb = fit(medium, thumb_size)
     done = {
         "medium": _save_webp(medium, out / outputs["medium"], quality),
         "thumb": _save_webp(thumb, out / outputs["thumb"], quality),
