@@ -130,6 +130,17 @@ async def verify_rows(
             finding = await trio.to_thread.run_sync(
                 checks.verify, site, row, on_chunk, abandon_on_cancel=True
             )
+            if finding is not None:
+                # A row may change under us (an original settled into originals/, a job re-run,
+                # a media deleted): judge the file by the row as it is now.
+                current = await store.read(checks.file_row_by_id, row.id)
+                if current is None:
+                    finding = None
+                elif current != row:
+                    row = current
+                    finding = await trio.to_thread.run_sync(
+                        checks.verify, site, row, on_chunk, abandon_on_cancel=True
+                    )
             out.files += 1
             out.nbytes += row.size
             out.last_id = row.id
@@ -216,7 +227,9 @@ async def repair_all(
             case Kind.ORPHAN:
                 outcome = await store.write(repairs.repair_orphan, site, f, quarantine, grace)
             case Kind.MISSING | Kind.MISMATCH:
-                outcome = await store.write(repairs.repair_file, site, f, quarantine, label)
+                outcome = await _settled(store, site, f) or await store.write(
+                    repairs.repair_file, site, f, quarantine, label
+                )
             case Kind.STALE_UPLOAD:
                 outcome = await store.write(repairs.repair_stale_upload, site, f, stale_seconds)
             case Kind.STRAY_JOB_DIR:
@@ -231,6 +244,20 @@ async def repair_all(
         )
         outcomes.append(outcome)
     return outcomes
+
+
+async def _settled(store: Store, site: Site, f: Finding) -> repairs.Outcome | None:
+    """A missing original in queue/ that a crash left moved to originals/: the row follows."""
+    from .finish import settle_original  # the job engine's, so the move is written once
+
+    if f.kind is not Kind.MISSING or f.row is None or not f.row.is_original:
+        return None
+    if not f.path.startswith("queue/"):
+        return None
+    if not await store.write(settle_original, site, f.row.media_id):
+        return None
+    detail = "its file was already in originals/ (a move cut short): the row now follows it"
+    return repairs.Outcome(f, repairs.Action.SETTLED, detail, resolved=True)
 
 
 # -- the background check ----------------------------------------------------------------------

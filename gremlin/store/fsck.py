@@ -110,6 +110,13 @@ def file_row_by_path(conn: sqlite3.Connection, path: str) -> FileRow | None:
     return None if r is None else _file_row(r)
 
 
+def file_row_by_id(conn: sqlite3.Connection, file_id: int) -> FileRow | None:
+    r = conn.execute(
+        "SELECT id, media_id, role, path, size, sha256 FROM files WHERE id = ?", (file_id,)
+    ).fetchone()
+    return None if r is None else _file_row(r)
+
+
 def referenced_paths(conn: sqlite3.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT path FROM files")}
 
@@ -165,21 +172,23 @@ def upload_id(name: str) -> str:
     return name.lstrip(".").split(".", 1)[0]
 
 
-def _newest_change(path: Path) -> float:
+def _newest_write(path: Path) -> float:
+    """The newest mtime of an entry (of everything in it, for a directory)."""
     st = path.lstat()
-    newest = changed_at(st)
+    newest = st.st_mtime
     if stat.S_ISDIR(st.st_mode):
         for dirpath, _, filenames in os.walk(path):
             for name in filenames:
                 try:
-                    newest = max(newest, changed_at((Path(dirpath) / name).lstat()))
+                    newest = max(newest, (Path(dirpath) / name).lstat().st_mtime)
                 except FileNotFoundError:
                     continue
     return newest
 
 
 def find_stale_uploads(site: Site, now: float, stale_seconds: float) -> list[Finding]:
-    """Partial uploads in incoming/ whose every part is untouched for `stale_seconds`."""
+    """Partial uploads in incoming/ whose every part is unwritten for `stale_seconds` (by mtime:
+    each PATCH appends to <id>.bin, each state change rewrites <id>.json)."""
     groups: dict[str, list[Path]] = {}
     try:
         entries = sorted(site.incoming.iterdir())
@@ -190,7 +199,7 @@ def find_stale_uploads(site: Site, now: float, stale_seconds: float) -> list[Fin
     found = []
     for uid, members in sorted(groups.items()):
         try:
-            newest = max(_newest_change(m) for m in members)
+            newest = max(_newest_write(m) for m in members)
         except FileNotFoundError:
             continue  # finished or removed while we looked
         age = now - newest

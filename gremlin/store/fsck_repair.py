@@ -9,6 +9,7 @@ stray job directories; files taken out of service go to content/quarantine/<run>
     missing/mismatch of a derived file -> the corrupt file to quarantine, its row dropped,
                        the job that makes it queued again with fresh attempts, media processing
     missing/mismatch of an original    -> media.damaged set with the reason; nothing moved
+                       (unless a crash cut the move queue/ -> originals/ short: the row follows)
     stale_upload    -> removed
     stray_job_dir   -> removed, unless a live process is recorded in it
 Running repair again changes nothing: every step checks the state it would produce first.
@@ -36,6 +37,7 @@ class Action(enum.Enum):
     REQUEUED = "requeued"
     FLAGGED_DAMAGED = "flagged_damaged"
     REMOVED = "removed"
+    SETTLED = "settled"  # an original's row follows its file, moved to originals/ by a crash
 
 
 @dataclasses.dataclass(frozen=True)
