@@ -171,15 +171,15 @@ def plan_import(
             )
         )
 
-    collections = [
-        c
-        for c in instance.collections
-        if not done(Kind.COLLECTION, c.id) or _has_new_items(c, mapped)
-    ]
-    for c in list(collections):
-        if c.owner_id not in user_ids:
-            collections.remove(c)
+    collections = []
+    for c in instance.collections:
+        if done(Kind.COLLECTION, c.id) and not _has_new_items(c, mapped):
+            n = sum((Kind.COLLECTION_ITEM, str(i.id)) in mapped for i in c.items)
+            already[Kind.COLLECTION_ITEM] = already.get(Kind.COLLECTION_ITEM, 0) + n
+        elif c.owner_id not in user_ids:
             skipped.append(Issue(Kind.COLLECTION, str(c.id), c.title, "its owner was not imported"))
+        else:
+            collections.append(c)
     comments = []
     for comment in instance.comments:
         if done(Kind.COMMENT, comment.id):

@@ -25,6 +25,7 @@ from ..accounts import NAME_RE, create_user
 from ..errors import GremlinError
 from ..media.base import MediaType
 from ..media.commit import slugify
+from ..media.importer import refuse_in_maintenance
 from ..media.registry import HEAD_BYTES, sniff
 from ..settings import Settings
 from ..store import Site, Store, write_atomic
@@ -84,6 +85,7 @@ def _map(
 
 
 def insert_user(conn: sqlite3.Connection, plan: UserPlan) -> int:
+    refuse_in_maintenance(conn)
     u = plan.mg
     if plan.merge_into is not None:
         user_id = plan.merge_into
@@ -204,6 +206,7 @@ async def import_media(
             size=size,
             sha256=sha256,
             types=types,
+            guard=refuse_in_maintenance,
             on_commit=media_hook(plan, username),
         )
     finally:
@@ -222,6 +225,7 @@ def insert_collection(
 ) -> tuple[int, int]:
     """Create the collection unless an earlier run did; add `items` (position, media id, note,
     added, MediaGoblin item id). Returns (our collection id, items added)."""
+    refuse_in_maintenance(conn)
     row = conn.execute(
         "SELECT target_id FROM legacy_map WHERE source = ? AND kind = ? AND source_id = ?",
         (SOURCE, Kind.COLLECTION.value, str(c.id)),
@@ -254,6 +258,7 @@ def insert_collection(
 
 
 def insert_comment(conn: sqlite3.Connection, c: MgComment, media_id: str, author_id: int) -> int:
+    refuse_in_maintenance(conn)
     cur = conn.execute(
         "INSERT INTO comments (media_id, author_id, body, created_at) VALUES (?, ?, ?, ?)",
         (media_id, author_id, c.content, c.created),
