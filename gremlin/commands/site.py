@@ -10,6 +10,8 @@ import click
 import trio
 
 from ..cli import run, settings_for, site_argument
+from ..media.ffmpeg import check_ffmpeg, describe_ffmpeg
+from ..media.ffmpeg import status as ffmpeg_status
 from ..serve import announce_stdout, serve
 from ..settings import describe
 from ..store import init_site, open_store
@@ -31,6 +33,7 @@ def init(site: str | None) -> None:
 def serve_command(site: str | None, bind: str | None) -> None:
     """Run the server for SITE (created if missing) until SIGTERM or Ctrl-C."""
     settings = settings_for(site, bind=bind)
+    check_ffmpeg(settings)  # refuse to start without the encoders video and audio need
     outcome = run(lambda: serve(settings, announce=announce_stdout))
     if not outcome.graceful:
         raise SystemExit(1)
@@ -65,7 +68,8 @@ async def _status(settings: Any) -> dict[str, Any]:
             "mode": record.mode,
             "bind": record.bind,
         }
-    return {"server": server, **counts}
+    ffmpeg = await trio.to_thread.run_sync(ffmpeg_status, settings)
+    return {"server": server, **counts, "ffmpeg": ffmpeg}
 
 
 @click.command()
@@ -88,6 +92,7 @@ def status(site: str | None, as_json: bool) -> None:
     click.echo("media: " + ", ".join(f"{v} {k}" for k, v in media.items()))
     click.echo("jobs: " + ", ".join(f"{v} {k}" for k, v in jobs.items()))
     click.echo(f"storage: {data['storage']['bytes']} bytes")
+    click.echo(describe_ffmpeg(data["ffmpeg"]))
     fsck = data["fsck"]
     click.echo(
         "fsck: never run" if fsck is None else f"fsck: {fsck['findings']} findings at {fsck['at']}"

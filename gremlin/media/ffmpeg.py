@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import GremlinError
 from ..settings import Settings
@@ -193,6 +194,17 @@ def status(settings: Settings) -> dict[str, object]:
     missing = missing_encoders(tools.encoders, settings)
     data["missing"] = [names for names, _ in missing]
     return data
+
+
+def describe_ffmpeg(data: Mapping[str, Any]) -> str:
+    """One line for `gremlin status` from `status()`."""
+    if "error" in data:
+        return f"ffmpeg: unusable: {data['error']}"
+    encoders = data.get("encoders") or {}
+    have = " ".join(name if ok else f"-{name}" for name, ok in encoders.items())
+    probe = data.get("ffprobe") or "none (probing with ffmpeg)"
+    where = f"{data['path']} {data['version']} ({data['source']})"
+    return f"ffmpeg: {where}; ffprobe: {probe}; encoders: {have}"
 
 
 # -- the -progress file -----------------------------------------------------------------------
