@@ -2,8 +2,11 @@
 
     serve
     ├── signals          first SIGTERM/SIGINT: stop gracefully; a second: exit now
-    └── actors           each under `supervise` (restart on crash, capped backoff)
-        ├── ...          job supervisor, watchdog, garbage collector, handover listener
+    └── tree
+        ├── writers      the actors that write, each under `supervise` (restart on crash,
+        │   └── ...      capped backoff): job supervisor, watchdog, garbage collector ...
+        │                cancelled in maintenance (an upgrade), restarted if it is aborted
+        ├── handover     listens on SITE/gremlin.sock for `gremlin upgrade` (gremlin.upgrade)
         └── web          hypercorn's trio worker serving the quart-trio app
 
 A stop drains the web server first (stop accepting, finish in-flight requests within
@@ -24,12 +27,15 @@ from typing import Any
 import trio
 
 from .actors import supervise
-from .runtime import Runtime
+from .proc import ProcessId
+from .runtime import Mode, Runtime
 from .settings import Settings
-from .store import init_site, open_store
+from .store import Site, init_site, open_store
 from .store.server_record import claim_server, release_server, update_bind
+from .upgrade import serve_handover_listener, upgrade_offline_if_needed
 from .web.app import create_app
 from .web.auth import first_run_link
+from .web.maintenance import maintenance_gate
 from .web.server import listen_socket, serve_http, socket_url
 
 log = logging.getLogger(__name__)
@@ -38,8 +44,29 @@ ActorFactory = Callable[[Runtime], Callable[..., Awaitable[Any]]]
 
 
 def actors(runtime: Runtime) -> list[tuple[str, Callable[..., Awaitable[Any]]]]:
-    """Every background actor of a running server, in start order."""
+    """Every background actor that writes, in start order. They run while the mode is NORMAL.
+    Entering maintenance cancels them; an actor that owns transcoders must then leave them
+    running when `runtime.keep_jobs_running` (the next process adopts them)."""
     return []
+
+
+async def serve_writers(
+    runtime: Runtime, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run `actors(runtime)` while the mode is NORMAL; stop them in MAINTENANCE and start
+    them again (start-up reconcile included) when maintenance ends without a handover."""
+    while True:
+        async with trio.open_nursery() as nursery:
+            runtime.writers_started()
+            for name, actor in actors(runtime):
+                await nursery.start(partial(supervise, actor, name=name), name=name)
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            await runtime.wait_mode(Mode.MAINTENANCE)
+            nursery.cancel_scope.cancel()
+        runtime.writers_stopped()
+        log.info("writer actors stopped for maintenance; transcoders left running")
+        await runtime.wait_mode(Mode.NORMAL)
 
 
 @dataclasses.dataclass
@@ -65,20 +92,24 @@ async def serve(
     settings: Settings,
     *,
     sock: socket.socket | None = None,
+    replacing: ProcessId | None = None,
     handle_signals: bool = True,
     announce: Callable[[str], None] | None = None,
     task_status: trio.TaskStatus[Runtime] = trio.TASK_STATUS_IGNORED,
 ) -> ServeOutcome:
-    """Run a server for `settings.site` until stopped. `sock`: an inherited listening socket."""
+    """Run a server for `settings.site` until stopped. `sock`: an inherited listening socket,
+    `replacing`: the old server it takes over from (an upgrade handover)."""
+    await upgrade_offline_if_needed(Site(settings.site.absolute()))
     site = await trio.to_thread.run_sync(init_site, settings.site)
     outcome = ServeOutcome()
-    async with open_store(site.db) as store:
+    # The server's writes stop by maintenance (freeze), not by the CLI's handover guard.
+    async with open_store(site.db, guard_handover=False) as store:
         runtime = Runtime(settings, store)
         if sock is None:
             sock = listen_socket(settings.bind)
         try:
             await store.write(
-                claim_server,
+                partial(claim_server, replacing=replacing),
                 runtime.me,
                 runtime.version,
                 socket_url(sock),
@@ -96,8 +127,10 @@ async def serve(
                     await _run_tree(runtime, sock, announce, task_status)
                     nursery.cancel_scope.cancel()
         finally:
+            # Handed over: the record went with the data to the new server's database.
             with trio.move_on_after(5, shield=True):
-                await store.write_unfrozen(release_server, runtime.me)
+                if not runtime.handed_over:
+                    await store.write_unfrozen(release_server, runtime.me)
             log.info("stopped pid=%d graceful=%s", runtime.me.pid, outcome.graceful)
     return outcome
 
@@ -110,9 +143,10 @@ async def _run_tree(
 ) -> None:
     settings = runtime.settings
     async with trio.open_nursery() as actor_nursery:
-        for name, actor in actors(runtime):
-            await actor_nursery.start(partial(supervise, actor, name=name), name=name)
-        app = create_app(runtime)
+        await actor_nursery.start(serve_writers, runtime, name="writers")
+        listener = partial(serve_handover_listener, runtime, sock)
+        await actor_nursery.start(partial(supervise, listener, name="handover"), name="handover")
+        app = maintenance_gate(create_app(runtime), runtime)
         async with trio.open_nursery() as web:
             url = await web.start(
                 partial(

@@ -9,6 +9,8 @@ Never edit a landed step: add a new one.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -145,6 +147,28 @@ INITIAL = Step(
 
 STEPS: tuple[Step, ...] = (INITIAL,)
 
+# Developer hook: `GREMLIN_EXTRA_SCHEMA=package.module:NAME` appends the module's tuple of
+# Steps NAME (default STEPS) and, if the module sets VERSION, reports that app version. It is
+# how the upgrade tests build an honest "next version" (docs/upgrading.md); never set in use.
+EXTRA_SCHEMA_ENV = "GREMLIN_EXTRA_SCHEMA"
+
+
+def _load_extra(spec: str | None) -> tuple[tuple[Step, ...], str | None]:
+    if not spec:
+        return (), None
+    module_name, _, attr = spec.partition(":")
+    module = importlib.import_module(module_name)
+    extra = tuple(getattr(module, attr or "STEPS"))
+    for expected, step in enumerate(extra, start=STEPS[-1].number + 1):
+        if not isinstance(step, Step) or step.number != expected:
+            raise ValueError(f"${EXTRA_SCHEMA_ENV}={spec}: step {expected} expected, got {step!r}")
+    return extra, getattr(module, "VERSION", None)
+
+
+_extra_steps, _extra_version = _load_extra(os.environ.get(EXTRA_SCHEMA_ENV))
+STEPS = (*STEPS, *_extra_steps)
+APP_VERSION: str = _extra_version or __version__  # the version this process reports
+
 
 def latest(steps: Sequence[Step] = STEPS) -> int:
     return steps[-1].number if steps else 0
@@ -175,7 +199,7 @@ def apply_steps(
     *,
     upto: int | None = None,
     steps: Sequence[Step] = STEPS,
-    app_version: str = __version__,
+    app_version: str = APP_VERSION,
 ) -> list[int]:
     """Apply every step after the database's version (up to `upto`); return those applied."""
     target = latest(steps) if upto is None else upto

@@ -9,6 +9,7 @@ import time
 
 from ..errors import AlreadyRunning
 from ..proc import ProcessId, format_since, started_at
+from .handover import refuse_during_handover
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def claim_server(
 ) -> ServerRecord | None:
     """Record `me` as the site's server. Refuses while another recorded server is alive
     (unless it is `replacing`, the old server of a handover). Returns the stale record taken
-    over, if any."""
+    over, if any. Refused while an upgrade or revert is under way (it is replacing the data)."""
+    refuse_during_handover(conn)
     old = read_server(conn)
     if old is not None and old.process != me and old.alive() and old.process != replacing:
         raise AlreadyRunning(old.process.pid, format_since(started_at(old.process.pid)), old.bind)

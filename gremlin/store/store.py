@@ -23,6 +23,7 @@ import trio
 from ..errors import Maintenance, SchemaTooNew, SiteError
 from . import schema
 from .db import connect, transaction, translate
+from .handover import refuse_during_handover
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -38,8 +39,16 @@ class _Conn:
 
 
 class Store:
-    def __init__(self, path: Path, writer: sqlite3.Connection, readers: list[sqlite3.Connection]):
+    def __init__(
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        readers: list[sqlite3.Connection],
+        *,
+        guard_handover: bool = True,
+    ):
         self.path = path
+        self._guard_handover = guard_handover
         self._writer = _Conn(writer)
         self._write_limiter = trio.CapacityLimiter(1)
         self._readers = [_Conn(c) for c in readers]
@@ -53,10 +62,15 @@ class Store:
 
     # -- running queries -------------------------------------------------------------------
 
-    def _run_write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _run_write(self, fn: Callable[..., T], args: tuple[Any, ...], guard: bool = True) -> T:
         with self._writer.lock:
             try:
                 with transaction(self._writer.conn):
+                    # Every CLI writer (import, adduser, retry, fsck --repair ...) stops while
+                    # an upgrade copies the data: its write would not be copied. The server
+                    # opts out: its maintenance mode and `freeze` do that job.
+                    if guard and self._guard_handover:
+                        refuse_during_handover(self._writer.conn)
                     return fn(self._writer.conn, *args)
             except sqlite3.Error as e:
                 raise translate(e, self.path) from e
@@ -108,7 +122,9 @@ class Store:
 
     async def write_unfrozen(self, fn: Query[P, T], *args: Any) -> T:
         """A write that goes through even while frozen: the handover's own rows only."""
-        return await trio.to_thread.run_sync(self._run_write, fn, args, limiter=self._write_limiter)
+        return await trio.to_thread.run_sync(
+            self._run_write, fn, args, False, limiter=self._write_limiter
+        )
 
     def checkpoint_sync(self) -> None:
         with self._writer.lock:
@@ -157,10 +173,12 @@ def prepare(path: Path, *, create: bool) -> sqlite3.Connection:
 
 
 @contextlib.asynccontextmanager
-async def open_store(path: Path, *, create: bool = False, readers: int = 4) -> AsyncIterator[Store]:
+async def open_store(
+    path: Path, *, create: bool = False, readers: int = 4, guard_handover: bool = True
+) -> AsyncIterator[Store]:
     writer = await trio.to_thread.run_sync(lambda: prepare(path, create=create))
     reader_conns = [await trio.to_thread.run_sync(connect, path) for _ in range(readers)]
-    store = Store(path, writer, reader_conns)
+    store = Store(path, writer, reader_conns, guard_handover=guard_handover)
     try:
         yield store
     finally:

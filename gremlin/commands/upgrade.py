@@ -1,0 +1,83 @@
+"""upgrade, revert."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from ..cli import run, settings_for, site_argument
+from ..serve import ServeOutcome, announce_stdout, serve
+from ..settings import Settings
+from ..store import Site
+from ..upgrade import Handed, UpgradeResult, hand_over, revert
+
+
+def _host_port(url: str | None) -> str | None:
+    """'http://127.0.0.1:8080' -> '127.0.0.1:8080' (the old server's recorded address)."""
+    return url.split("://", 1)[-1].rstrip("/") if url else None
+
+
+def _describe(result: UpgradeResult) -> str:
+    copy = result.copy
+    return (
+        f"copied {sum(copy.rows.values())} rows in {copy.seconds:.2f}s"
+        f" (schema {copy.from_schema} -> {copy.to_schema});"
+        f" the old database is kept as {result.set_aside.name}"
+    )
+
+
+async def _upgrade(settings: Settings, bind: str | None) -> ServeOutcome | None:
+    handed = await hand_over(settings)
+    if isinstance(handed, UpgradeResult):
+        click.echo(f"no server was running: upgraded offline; {_describe(handed)}")
+        return None
+    assert isinstance(handed, Handed)
+    click.echo(f"took over from pid {handed.old.process.pid}; {_describe(handed.result)}")
+    if handed.sock is None:  # the old server died before passing its socket: bind afresh
+        address = bind or _host_port(handed.old.bind) or settings.bind
+        settings = dataclasses.replace(settings, bind=address)
+    return await serve(
+        settings, sock=handed.sock, replacing=handed.old.process, announce=announce_stdout
+    )
+
+
+@click.command("upgrade")
+@site_argument
+@click.option(
+    "--bind", help="HOST:PORT to listen on if the old server's socket cannot be taken over."
+)
+def upgrade_command(site: str | None, bind: str | None) -> None:
+    """Replace SITE's running server by this version without refusing a connection, then
+    serve; with no server running, upgrade the database offline and exit."""
+    settings = settings_for(site, bind=bind)
+    outcome = run(_upgrade, settings, bind)
+    if outcome is not None and not outcome.graceful:
+        raise SystemExit(1)
+
+
+@click.command("revert")
+@site_argument
+@click.argument("name", required=False)
+def revert_command(site: str | None, name: str | None) -> None:
+    """Put back the newest set-aside database of SITE (or the one NAME names), keeping the
+    current one as db_<version>.sqlite. The server must be stopped."""
+    settings = settings_for(site)
+    result = revert(Site(settings.site), name)
+    click.echo(
+        f"reverted: db.sqlite is now the database set aside as {result.restored.name}"
+        f" (schema {result.restored_schema})"
+    )
+    newer = [d for d in result.deltas if d.newer_rows]
+    detail = ", ".join(f"{d.table} {d.newer_rows}" for d in newer) or "none"
+    click.echo(
+        f"the replaced database is kept as {result.set_aside.name}; rows written since the"
+        f" upgrade, kept there and not in the restored one: {result.rows_set_aside} ({detail})"
+    )
+    click.echo(
+        "Start the server with the contentgremlin version of that schema: a newer version"
+        " would upgrade it again."
+    )
+
+
+COMMANDS = [upgrade_command, revert_command]

@@ -1,0 +1,148 @@
+"""`gremlin revert SITE [NAME]`: put a set-aside database back, keeping the one it replaces.
+
+Choice: the server must be stopped (a revert usually goes with running the older version's
+code, which is started afterwards). The revert is recorded like a handover in the current
+database, so CLI writers and `serve` refuse while it runs; both files are checkpointed and
+closed before the renames; the current database is set aside as db_<its version>.sqlite.
+It reports the rows written since the set-aside copy was made, table by table: those rows are
+in the database it sets aside, not in the one it restores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+from pathlib import Path
+
+from ..errors import AlreadyRunning, NotFound, SiteError
+from ..proc import ProcessId, format_since, started_at
+from ..store import Site, connect, transaction
+from ..store.handover import Stage, request_handover
+from ..store.schema import is_ours
+from ..store.server_record import live_server
+from .copy import schema_version_of
+from .offline import app_version_of, record_stage
+from .swap import checkpoint_file, set_aside_databases, set_aside_path, swap_in
+
+log = logging.getLogger(__name__)
+
+# Bookkeeping tables: their differences are not "writes since the upgrade".
+BOOKKEEPING = frozenset({"handover", "server", "schema_steps", "meta"})
+
+
+@dataclasses.dataclass(frozen=True)
+class TableDelta:
+    table: str
+    current_rows: int
+    restored_rows: int
+    newer_rows: int  # rows of the current database past the restored one's highest rowid
+
+
+@dataclasses.dataclass(frozen=True)
+class RevertResult:
+    restored: Path  # the set-aside file that is db.sqlite now (its former name)
+    set_aside: Path  # where the replaced database went
+    restored_schema: int
+    deltas: tuple[TableDelta, ...]
+
+    @property
+    def rows_set_aside(self) -> int:
+        return sum(d.newer_rows for d in self.deltas)
+
+
+def choose(site: Site, name: str | None) -> Path:
+    """The newest set-aside database, or the one NAME names (file name or version)."""
+    candidates = set_aside_databases(site.root)
+    if not candidates:
+        raise SiteError(
+            f"no set-aside database in {site.root} to revert to",
+            hint="Set-aside databases are named db_<version>.sqlite; an upgrade makes them.",
+        )
+    if name is None:
+        return candidates[0]
+    for path in candidates:
+        if name in (path.name, path.stem, path.stem.removeprefix("db_")):
+            return path
+    raise NotFound(
+        f"no set-aside database named {name!r}",
+        hint="Choose one of: " + ", ".join(p.name for p in candidates),
+    )
+
+
+def _tables(conn: sqlite3.Connection, schema: str) -> set[str]:
+    rows = conn.execute(
+        f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'"
+        " AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+    )
+    return {r[0] for r in rows}
+
+
+def compare(current: Path, restored: Path) -> list[TableDelta]:
+    """Per table: rows now, rows in the restored database, rows newer than it has."""
+    conn = connect(current)
+    try:
+        conn.execute("ATTACH DATABASE ? AS restored", (str(restored),))
+        theirs = _tables(conn, "restored")
+        deltas = []
+        for table in sorted(_tables(conn, "main") - BOOKKEEPING):
+            q = '"' + table.replace('"', '""') + '"'
+            now = conn.execute(f"SELECT count(*) FROM main.{q}").fetchone()[0]
+            if table not in theirs:
+                deltas.append(TableDelta(table, now, 0, now))
+                continue
+            before = conn.execute(f"SELECT count(*) FROM restored.{q}").fetchone()[0]
+            try:
+                top = conn.execute(f"SELECT max(rowid) FROM restored.{q}").fetchone()[0] or 0
+                newer = conn.execute(f"SELECT count(*) FROM main.{q} WHERE rowid > ?", (top,))
+                newer_rows = int(newer.fetchone()[0])
+            except sqlite3.OperationalError:  # WITHOUT ROWID: counts are all we have
+                newer_rows = max(0, now - before)
+            deltas.append(TableDelta(table, now, before, newer_rows))
+        conn.execute("DETACH DATABASE restored")
+    finally:
+        conn.close()
+    return deltas
+
+
+def _check_restorable(path: Path) -> int:
+    conn = connect(path)
+    try:
+        if not is_ours(conn):
+            raise SiteError(f"{path} is not a contentgremlin database")
+        return schema_version_of(conn, "main")
+    finally:
+        conn.close()
+
+
+def revert(site: Site, name: str | None = None) -> RevertResult:
+    target = choose(site, name)
+    restored_schema = _check_restorable(target)
+    conn = connect(site.db)
+    try:
+        with transaction(conn):
+            server = live_server(conn)
+            if server is not None:
+                running = AlreadyRunning(
+                    server.process.pid, format_since(started_at(server.process.pid)), server.bind
+                )
+                running.hint = f"Stop it first (kill {server.process.pid}): a revert needs that."
+                raise running
+            handover_id = request_handover(conn, ProcessId.current(), f"revert:{target.name}")
+        current_version = app_version_of(conn)
+    finally:
+        conn.close()
+    try:
+        deltas = compare(site.db, target)
+        record_stage(site.db, handover_id, Stage.RENAMING)
+        checkpoint_file(site.db)
+        checkpoint_file(target)
+        set_aside = set_aside_path(site.root, current_version)
+        swap_in(site.db, target, set_aside)
+    except BaseException as e:
+        if site.db.exists():
+            record_stage(site.db, handover_id, Stage.ABORTED, f"{type(e).__name__}: {e}")
+        raise
+    record_stage(set_aside, handover_id, Stage.DONE, f"set aside by a revert to {target.name}")
+    log.info("reverted to %s; the replaced database is kept as %s", target.name, set_aside.name)
+    return RevertResult(target, set_aside, restored_schema, tuple(deltas))
