@@ -1,0 +1,214 @@
+"""The job supervisor: runs queued jobs, one child task per running job.
+
+    serve_jobs
+    ├── (reconcile)  adopt live jobs of an earlier server, finish or requeue the dead
+    ├── job-<id>     launch (fork server or runner) -> record pid -> pidfd + status -> finish
+    └── ...          at most settings.effective_jobs_concurrency() at once
+
+It wakes when `runtime.jobs_changed` is set (an upload, a retry), when one of its jobs ends,
+when the next backoff expires, or every `poll_seconds` (`gremlin import` inserts jobs from
+another process). A plain stop (cancellation) stops our job processes and requeues their jobs
+without charging an attempt. In maintenance (an upgrade handing over) or after a crash of this
+actor, job processes are left running for the next supervisor to adopt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+from ..media.base import MediaType
+from ..proc import ProcessId
+from ..runtime import Mode, Runtime
+from ..settings import Settings
+from ..store import Site, Store
+from ..store.job_queries import JobRow, claim_due_jobs, next_due, record_pid
+from .finish import finish_job, input_path, job_view, media_type_for
+from .jobfiles import JobDir, abandon, write_json_atomic
+from .jobstate import Failed, StoppedByUs
+from .launch import Launcher, LaunchFailed, open_launcher
+from .reconcile import run_reconcile
+from .watch import stop_process, wait_exit
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class _State:
+    running: dict[int, JobRow] = dataclasses.field(default_factory=dict)
+    wake: trio.Event = dataclasses.field(default_factory=trio.Event)
+    leave_running: bool = False
+
+
+class _CannotRun(Exception):
+    pass
+
+
+def build_spec(
+    conn: sqlite3.Connection,
+    site: Site,
+    settings: Settings,
+    types: Mapping[str, MediaType],
+    job: JobRow,
+) -> dict[str, Any]:
+    """What the runner runs for `job` (JOBDIR/spec.json)."""
+    try:
+        media_type = media_type_for(types, job)
+        source = input_path(conn, site, job)
+        command = media_type.command(job_view(site, job, source), settings)
+    except Exception as e:
+        raise _CannotRun(f"cannot prepare {job.step}: {type(e).__name__}: {e}") from e
+    return {
+        "job_id": job.id,
+        "media_id": job.media_id,
+        "step": job.step,
+        "input": str(source),
+        "argv": list(command.argv),
+        "python": command.python,
+        "kwargs": dict(command.kwargs),
+        "duration_seconds": command.duration_seconds,
+        "nice": settings.jobs_nice,
+        "kill_grace_seconds": settings.kill_grace_seconds,
+    }
+
+
+async def serve_jobs(
+    runtime: Runtime,
+    types: Mapping[str, MediaType],
+    *,
+    fork_server: bool = True,
+    poll_seconds: float = 1.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    store, site, settings = runtime.store, runtime.site, runtime.settings
+    limit = settings.effective_jobs_concurrency()
+    state = _State()
+    preload = sorted({type(t).__module__ for t in types.values()} - {"builtins"})
+
+    def leave_running() -> bool:
+        return state.leave_running or runtime.mode is Mode.MAINTENANCE
+
+    async with (
+        open_launcher(fork_server=fork_server, preload=preload) as launcher,
+        trio.open_nursery() as nursery,
+    ):
+        task_status.started()
+
+        def start(job: JobRow, adopted: bool) -> None:
+            state.running[job.id] = job
+            nursery.start_soon(
+                _job_task, store, site, settings, types, launcher, state, job, adopted,
+                leave_running, name=f"job-{job.id}",
+            )  # fmt: skip
+
+        try:
+            for job in await run_reconcile(store, site, settings, types):
+                start(job, True)
+            while True:
+                free = limit - len(state.running)
+                if free > 0:
+                    for job in await store.write(claim_due_jobs, time.time(), free):
+                        start(job, False)
+                due = await store.read(next_due)
+                timeout = poll_seconds
+                if due is not None and len(state.running) < limit:
+                    timeout = min(poll_seconds, max(0.0, due - time.time()) + 0.01)
+                with trio.move_on_after(timeout):
+                    await _wait_either(runtime.jobs_changed, state.wake)
+                if runtime.jobs_changed.is_set():
+                    runtime.jobs_changed = trio.Event()
+                if state.wake.is_set():
+                    state.wake = trio.Event()
+        except Exception:
+            state.leave_running = True  # a crash of ours is not a stop: adopt them later
+            raise
+
+
+async def _wait_either(a: trio.Event, b: trio.Event) -> None:
+    async with trio.open_nursery() as nursery:
+        for event in (a, b):
+
+            async def wait(event: trio.Event = event) -> None:
+                await event.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(wait)
+
+
+async def _job_task(
+    store: Store,
+    site: Site,
+    settings: Settings,
+    types: Mapping[str, MediaType],
+    launcher: Launcher,
+    state: _State,
+    job: JobRow,
+    adopted: bool,
+    leave_running: Any,
+) -> None:
+    jobdir = JobDir(site.jobs / str(job.id))
+    process: ProcessId | None = job.process if adopted else None
+    try:
+        if process is None:
+            try:
+                spec = await store.read(build_spec, site, settings, types, job)
+            except _CannotRun as e:
+                await finish_job(store, site, settings, types, job, None, event=Failed(str(e)))
+                return
+            await trio.to_thread.run_sync(_prepare_dir, jobdir, spec)
+            try:
+                await launcher.launch(jobdir.path, warm_module=spec["python"].partition(":")[0])
+            except LaunchFailed as e:
+                log.warning("job=%s launch failed: %s", job.id, e)
+            process = jobdir.read_pid()
+            if process is None:
+                process = await trio.to_thread.run_sync(abandon, jobdir)
+            if process is None:
+                event = Failed("could not start the job process (see the server log)")
+                await finish_job(store, site, settings, types, job, None, event=event)
+                return
+            await store.write(record_pid, job.id, process)
+            log.info("job=%s step=%s media=%s started pid=%d", job.id, job.step, job.media_id,
+                     process.pid)  # fmt: skip
+        await wait_exit(process)
+        status = await trio.to_thread.run_sync(jobdir.read_status)
+        await finish_job(store, site, settings, types, job, status)
+    except trio.Cancelled:
+        if not leave_running():
+            with trio.move_on_after(2 * settings.kill_grace_seconds + 10, shield=True):
+                await _stop_and_requeue(store, site, settings, types, job, jobdir, process)
+        raise
+    except Exception:
+        state.leave_running = True
+        raise
+    finally:
+        state.running.pop(job.id, None)
+        state.wake.set()
+
+
+def _prepare_dir(jobdir: JobDir, spec: dict[str, Any]) -> None:
+    jobdir.fresh()
+    write_json_atomic(jobdir.spec, spec)
+
+
+async def _stop_and_requeue(
+    store: Store,
+    site: Site,
+    settings: Settings,
+    types: Mapping[str, MediaType],
+    job: JobRow,
+    jobdir: JobDir,
+    process: ProcessId | None,
+) -> None:
+    if process is None:  # stopped while launching: make sure nothing starts, or stop it
+        process = await trio.to_thread.run_sync(abandon, jobdir)
+    if process is not None:
+        await stop_process(process, settings.kill_grace_seconds)
+    status = await trio.to_thread.run_sync(jobdir.read_status)
+    await finish_job(store, site, settings, types, job, status, event=StoppedByUs())
