@@ -25,6 +25,7 @@ from ..store import fsck as checks
 from ..store import fsck_repair as repairs
 from ..store import fsck_runs as runs
 from ..store.fsck import FileRow, Finding, Kind
+from .finish import settle_original  # the job engine's: the move is written once
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +249,6 @@ async def repair_all(
 
 async def _settled(store: Store, site: Site, f: Finding) -> repairs.Outcome | None:
     """A missing original in queue/ that a crash left moved to originals/: the row follows."""
-    from .finish import settle_original  # the job engine's, so the move is written once
-
     if f.kind is not Kind.MISSING or f.row is None or not f.row.is_original:
         return None
     if not f.path.startswith("queue/"):
@@ -311,7 +310,7 @@ async def run_background_slice(
     if keep_going is None:
         keep_going = lambda: trio.current_time() < deadline  # noqa: E731
     finished = False
-    while keep_going():
+    while True:
         batch = await store.read(checks.file_rows, cp.cursor, VERIFIED_BATCH)
         if not batch:
             finished = True
@@ -321,6 +320,8 @@ async def run_background_slice(
         report["files_checked"] = report.get("files_checked", 0) + done.files
         report["bytes_checked"] = report.get("bytes_checked", 0) + done.nbytes
         cp = dataclasses.replace(cp, cursor=max(cp.cursor, done.last_id))
+        if done.files < len(batch):
+            break  # out of time for this slice
     spent = cp.spent_seconds + (trio.current_time() - began)
     if finished:
         structure = await check_structure(store, site, settings)
