@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from ..errors import GremlinError
 from ..runtime import Runtime
 from ..store import latest
+from .api import register as register_api
 from .auth import init_auth
 from .bodies import StreamingHTTPConnection
 from .pages import register as register_pages
@@ -19,8 +20,13 @@ from .pages import register as register_pages
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str, **headers: str) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(
+    status: int, code: str, message: str, *, hint: str | None = None, **headers: str
+) -> Response:
+    error = {"code": code, "message": message}
+    if hint:
+        error["hint"] = hint
+    response = jsonify({"error": error})
     response.status_code = status
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = value
@@ -33,12 +39,15 @@ def create_app(runtime: Runtime) -> QuartTrio:
         RESPONSE_TIMEOUT=None,  # long downloads must not be cut
         BODY_TIMEOUT=None,
         BACKGROUND_TASK_SHUTDOWN_TIMEOUT=0,
-        MAX_CONTENT_LENGTH=None,  # bodies are streamed by our own handlers, with their limits
+        # Uploads are streamed by views marked `streams_body`, with their own limits; any other
+        # body (forms, JSON) is small, and this caps what Quart buffers for it.
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
     app.extensions["gremlin"] = runtime
     app.asgi_http_class = StreamingHTTPConnection  # streamed bodies bypass Quart's buffer
     init_auth(app)
+    register_api(app)  # JSON API, tus uploads, files, OpenAPI (gremlin.web.api)
     register_pages(app)  # HTML pages, feeds, oEmbed, admin panel (gremlin.web.pages)
 
     @app.get("/healthz")
@@ -55,7 +64,7 @@ def create_app(runtime: Runtime) -> QuartTrio:
     async def handled(e: GremlinError) -> Response:
         retry_after = getattr(e, "retry_after", 5 if e.status == 503 else None)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        return error_response(e.status, e.code, e.message, **headers)
+        return error_response(e.status, e.code, e.message, hint=e.hint, **headers)
 
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:

@@ -111,6 +111,11 @@ def get_runtime() -> Runtime:
     return current_app.extensions["gremlin"]  # type: ignore[no-any-return]
 
 
+def base_url() -> str:
+    """The site's public URL without a trailing slash (settings.base_url, else the request's)."""
+    return (get_runtime().settings.base_url or request.host_url).rstrip("/")
+
+
 def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
