@@ -193,15 +193,16 @@ def on_done(
 
 
 def _record_outputs(conn: sqlite3.Connection, job: JobView) -> None:
-    """Dimensions and duration on the output's file row (when the engine has written it)."""
+    """MIME type, dimensions and duration on the output's file row (the engine inserts it
+    before on_done; from the file name alone it would call audio.webm video/webm)."""
     params = job.params
     width, height = params.get("width"), params.get("height")
     duration = None if job.step in (POSTER, WAVEFORM) else params.get("duration")
-    for role in job.outputs:
+    for role, name in job.outputs.items():
         conn.execute(
-            "UPDATE files SET width = coalesce(?, width), height = coalesce(?, height),"
+            "UPDATE files SET mime = ?, width = coalesce(?, width), height = coalesce(?, height),"
             " duration = coalesce(?, duration) WHERE media_id = ? AND role = ?",
-            (width, height, duration, job.media_id, role),
+            (output_mime(role, name), width, height, duration, job.media_id, role),
         )
 
 

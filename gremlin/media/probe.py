@@ -271,7 +271,7 @@ def probe_file(path: Path, *, ffmpeg: str, ffprobe: str | None, progress: Path) 
         if rc != 0:
             why = last_error_line(err, name) or f"ffprobe exited {rc}"
             if any(marker in err for marker in BAD_INPUT_MARKERS):
-                _refuse(f"not a readable audio or video file: {why}")
+                _refuse(f"cannot read it as audio or video: {why}")
             print(f"ffprobe failed: {why}", file=sys.stderr, flush=True)
             raise SystemExit(rc if 0 < rc < 256 else 1)
         import json
@@ -282,7 +282,7 @@ def probe_file(path: Path, *, ffmpeg: str, ffprobe: str | None, progress: Path) 
         parsed = parse_ffmpeg_banner(err)
         if parsed is None:
             why = last_error_line(err, name) or "ffmpeg could not open it"
-            _refuse(f"not a readable audio or video file: {why}")
+            _refuse(f"cannot read it as audio or video: {why}")
         assert parsed is not None
         info = parsed
     if route(info) is None:

@@ -147,7 +147,7 @@ def test_truncated_file_fails_with_a_reason(tmp_path: Path, settings: Settings) 
     outcome = drive(VIDEO, cut, settings)
     ran = outcome.ran["probe"]
     assert ran.code == EXIT_BAD_INPUT
-    assert ran.last_line.startswith("not a readable audio or video file: ")
+    assert ran.last_line.startswith("cannot read it as audio or video: ")
     assert "Invalid data found when processing input" in ran.last_line
 
 
