@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -75,18 +76,27 @@ def human_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-# EXIF keys worth showing, in order, with a label; values are formatted by `_exif_value`.
+# EXIF keys worth showing, in order, with a label. The image worker writes snake_case keys
+# (make, model, lens_model, f_number, exposure_time, iso, focal_length, date_taken); EXIF tag
+# names are accepted too (imported media).
 EXIF_FIELDS = (
-    (("Make",), "Camera make"),
-    (("Model",), "Camera"),
-    (("LensModel", "Lens"), "Lens"),
-    (("FNumber", "Aperture"), "Aperture"),
-    (("ExposureTime", "Exposure"), "Exposure"),
-    (("ISOSpeedRatings", "ISO", "PhotographicSensitivity"), "ISO"),
-    (("FocalLength",), "Focal length"),
-    (("DateTimeOriginal", "DateTime", "Taken"), "Taken"),
-    (("Software",), "Software"),
+    (("lens_model", "LensModel", "Lens"), "Lens"),
+    (("f_number", "FNumber", "Aperture"), "Aperture"),
+    (("exposure_time", "ExposureTime", "Exposure"), "Exposure"),
+    (("iso", "ISOSpeedRatings", "ISO", "PhotographicSensitivity"), "ISO"),
+    (("focal_length", "FocalLength"), "Focal length"),
+    (("date_taken", "DateTimeOriginal", "DateTime", "Taken"), "Taken"),
+    (("software", "Software"), "Software"),
 )
+
+
+def _camera(exif: Mapping[str, Any]) -> str:
+    """"Fujifilm X100V" from make and model, without repeating the make."""
+    make = str(exif.get("make") or exif.get("Make") or "").strip()
+    model = str(exif.get("model") or exif.get("Model") or "").strip()
+    if make and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return f"{make} {model}".strip()
 
 
 def _number(value: Any) -> float | None:
@@ -108,6 +118,8 @@ def _exif_value(label: str, value: Any) -> str:
         return f"1/{round(1 / n)} s" if n < 1 else f"{n:g} s"
     if label == "Focal length" and n:
         return f"{n:g} mm"
+    if label == "Taken" and isinstance(value, str) and re.match(r"\d{4}:\d\d:\d\d ", value):
+        return value.replace(":", "-", 2)
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value).strip().strip("\x00")
@@ -118,6 +130,8 @@ def exif_summary(exif: Any) -> list[tuple[str, str]]:
     if not isinstance(exif, Mapping):
         return []
     out = []
+    if camera := _camera(exif):
+        out.append(("Camera", camera[:120]))
     for keys, label in EXIF_FIELDS:
         for key in keys:
             value = exif.get(key)

@@ -12,31 +12,9 @@ from quart_trio import QuartTrio
 from gremlin.runtime import Mode, Runtime
 from gremlin.store import Store
 
-from .conftest import PASSWORD, add_user
+from .conftest import add_user
+from .pageclient import CSRF_RE, csrf_from, signed_in, text_of
 from .pagedata import insert_job, media
-
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-async def text_of(response) -> str:  # type: ignore[no-untyped-def]
-    return await response.get_data(as_text=True)
-
-
-async def csrf_from(client, path: str = "/signin") -> str:  # type: ignore[no-untyped-def]
-    page = await text_of(await client.get(path))
-    m = CSRF_RE.search(page)
-    assert m, f"no CSRF field on {path}"
-    return m.group(1)
-
-
-async def signed_in(app: QuartTrio, name: str):  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    token = await csrf_from(client)
-    r = await client.post(
-        "/signin", form={"name": name, "password": PASSWORD, "csrf_token": token, "next": "/"}
-    )
-    assert r.status_code == 303, await text_of(r)
-    return client
 
 
 async def test_home_lists_only_public_ready_media(app: QuartTrio, store: Store) -> None:
