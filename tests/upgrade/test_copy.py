@@ -1,0 +1,130 @@
+"""Copy with transformations: the same numbered steps, every row, counts, integrity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gremlin.proc import ProcessId
+from gremlin.store import STEPS, Step, apply_steps, connect, transaction, version_of
+from gremlin.store.handover import Stage, read_handover, request_handover
+from gremlin.upgrade import CopyFailed, copy_database
+from gremlin.upgrade.swap import companions, set_aside_path
+from tests.upgrade import next_version
+from tests.upgrade.dbs import TABLES, dump, fill
+
+NEXT = (*STEPS, *next_version.STEPS)
+
+
+@pytest.fixture
+def old_db(tmp_path: Path) -> Path:
+    db = tmp_path / "db.sqlite"
+    conn = connect(db)
+    apply_steps(conn, steps=STEPS)
+    conn.close()
+    fill(db, 30)
+    return db
+
+
+def test_copy_applies_the_next_steps_and_keeps_every_row(old_db: Path, tmp_path: Path) -> None:
+    before = dump(old_db)
+    new = tmp_path / "db_new.sqlite"
+    report = copy_database(old_db, new, steps=NEXT, app_version="9.9")
+    assert not any(p.exists() for p in companions(new))  # checkpointed and closed
+    assert (report.from_schema, report.to_schema) == (STEPS[-1].number, next_version.NUMBER)
+    assert report.rows["media"] == 30 and report.rows["files"] == 60 and report.rows["tags"] == 60
+    conn = connect(new)
+    assert version_of(conn) == next_version.NUMBER
+    # The transformation ran on the copied rows: "a photo number 7" has 4 words.
+    words = conn.execute("SELECT DISTINCT title_words FROM media").fetchall()
+    assert [w[0] for w in words] == [4]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'app_version'").fetchone()[0] == "9.9"
+    steps = conn.execute("SELECT step, app_version FROM schema_steps ORDER BY step").fetchall()
+    assert [s[0] for s in steps] == [s.number for s in NEXT]
+    assert steps[-1][1] == "9.9"
+    conn.close()
+    after = dump(new)
+    for table in TABLES:
+        if table == "media":  # one column more, the rest equal
+            assert [r[: len(before[table][0])] for r in after[table]] == before[table]
+        else:
+            assert after[table] == before[table]
+    assert dump(old_db) == before  # the old database is only read
+
+
+def test_same_schema_copy_is_a_plain_copy(old_db: Path, tmp_path: Path) -> None:
+    new = tmp_path / "db_new.sqlite"
+    report = copy_database(old_db, new)
+    assert report.from_schema == report.to_schema == STEPS[-1].number
+    assert dump(new) == dump(old_db)
+
+
+def test_failing_transformation_removes_db_new(old_db: Path, tmp_path: Path) -> None:
+    new = tmp_path / "db_new.sqlite"
+    new.write_bytes(b"stale leftovers of an aborted attempt")
+    with pytest.raises(CopyFailed, match="fails on purpose"):
+        copy_database(old_db, new, steps=(*STEPS, *next_version.FAILING))
+    assert not new.exists() and not any(p.exists() for p in companions(new))
+
+
+def test_triggers_do_not_fire_during_the_copy(tmp_path: Path) -> None:
+    """A step's trigger ran when the rows were first written; copying must not run it again."""
+    steps = (
+        *STEPS,
+        Step(
+            STEPS[-1].number + 1,
+            "audit",
+            (
+                "CREATE TABLE audit (id INTEGER PRIMARY KEY, media_id TEXT)",
+                "CREATE TRIGGER media_audit AFTER INSERT ON media"
+                " BEGIN INSERT INTO audit (media_id) VALUES (new.id); END",
+            ),
+        ),
+    )
+    db = tmp_path / "db.sqlite"
+    conn = connect(db)
+    apply_steps(conn, steps=steps)
+    conn.close()
+    fill(db, 5)
+    new = tmp_path / "db_new.sqlite"
+    copy_database(db, new, steps=steps)
+    conn = connect(new)
+    assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 5  # not 10
+    # ... and the trigger is back for later inserts.
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0]
+    conn.close()
+
+
+def test_rows_that_would_be_dropped_fail_the_copy(old_db: Path, tmp_path: Path) -> None:
+    """An old database with a column the new schema lacks (an older step 1): refuse."""
+    conn = connect(old_db)
+    conn.execute("ALTER TABLE media ADD COLUMN colour TEXT")
+    conn.close()
+    with pytest.raises(CopyFailed, match="colour of media"):
+        copy_database(old_db, tmp_path / "db_new.sqlite")
+    assert not (tmp_path / "db_new.sqlite").exists()
+
+
+def test_the_copied_handover_row_is_done_in_the_new_database(old_db: Path, tmp_path: Path) -> None:
+    conn = connect(old_db)
+    with transaction(conn):
+        hid = request_handover(conn, ProcessId.current(), "9.9")
+    conn.close()
+    new = tmp_path / "db_new.sqlite"
+    copy_database(old_db, new, handover_id=hid)
+    conn = connect(new)
+    assert read_handover(conn, hid).stage is Stage.DONE
+    conn.close()
+    conn = connect(old_db)
+    assert read_handover(conn, hid).stage is Stage.REQUESTED  # the old one is not touched
+    conn.close()
+
+
+def test_set_aside_names_take_a_suffix_when_taken(tmp_path: Path) -> None:
+    assert set_aside_path(tmp_path, "0.1.0").name == "db_0.1.0.sqlite"
+    (tmp_path / "db_0.1.0.sqlite").touch()
+    assert set_aside_path(tmp_path, "0.1.0").name == "db_0.1.0-2.sqlite"
+    (tmp_path / "db_0.1.0-2.sqlite-wal").touch()
+    assert set_aside_path(tmp_path, "0.1.0").name == "db_0.1.0-3.sqlite"
+    assert set_aside_path(tmp_path, "a/b").name == "db_a_b.sqlite"
