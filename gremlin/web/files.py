@@ -130,6 +130,7 @@ async def _respond(fd: int, found: dict[str, Any], role: str, accel: str) -> Res
     if request.method == "HEAD":
         os.close(fd)
         response = Response(b"", status=status, headers=headers, content_type=found["mime"])
+        response.headers["Content-Length"] = str(length)  # what a GET would send
     else:
         body = _chunks(fd, start, length)
         response = Response(body, status=status, headers=headers, content_type=found["mime"])

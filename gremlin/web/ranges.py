@@ -51,10 +51,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return ByteRange(max(0, size - n), size - 1)
     start = int(first)
     end = int(last) if last else size - 1
-    if end < start:
-        return None
     if start >= size:
         raise RangeNotSatisfiable(size)
+    if end < start:
+        return None
     return ByteRange(start, min(end, size - 1))
 
 

@@ -4,8 +4,12 @@ An unfinished upload is two files in content/incoming/, never a database row, so
 a crash, a restart and an upgrade:
 
     <upload-id>.bin    the bytes received so far; its size IS the upload's offset
-    <upload-id>.json   {"id", "owner_id", "length", "metadata", "created", and once the last
-                        byte is in: "sha256", "commit_started"; once committed: "media_id"}
+    <upload-id>.json   {"id", "owner_id", "length", "metadata", "created", and once
+                        committed: "media_id"}
+
+The commit transaction itself also records `tus_upload:<upload-id>` -> media id in `meta`
+(through commit_upload's `on_commit`), so a crash between that transaction and the JSON's
+update is settled by looking it up: never a second commit.
 
 The JSON is replaced atomically (write, fsync, rename, fsync dir). Everything here is plain
 sync code; the views in gremlin.web.uploads run it in worker threads.
@@ -21,7 +25,7 @@ import os
 import re
 import secrets
 import sqlite3
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +90,6 @@ class UploadState:
     length: int
     metadata: dict[str, str]
     created: float
-    sha256: str | None = None
-    commit_started: float | None = None
     media_id: str | None = None
 
     def to_json(self) -> bytes:
@@ -151,17 +153,30 @@ def offset_on_disk(incoming: Path, upload_id: str) -> int:
         return 0
 
 
-def find_committed(conn: sqlite3.Connection, state: UploadState) -> str | None:
+def _commit_key(upload_id: str) -> str:
+    return f"tus_upload:{upload_id}"
+
+
+def record_commit(upload_id: str) -> Callable[[sqlite3.Connection, str], None]:
+    """For commit_upload's `on_commit`: note upload -> media inside the commit transaction."""
+
+    def record(conn: sqlite3.Connection, media_id: str) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)", (_commit_key(upload_id), media_id)
+        )
+
+    return record
+
+
+def find_committed(conn: sqlite3.Connection, upload_id: str) -> str | None:
     """The media a crashed commit of this upload made, if its transaction did commit."""
-    if state.sha256 is None or state.commit_started is None:
-        return None
-    row = conn.execute(
-        "SELECT m.id FROM media m JOIN files f ON f.media_id = m.id AND f.role = 'original'"
-        " WHERE m.owner_id = ? AND f.sha256 = ? AND f.size = ? AND m.created_at >= ?"
-        " ORDER BY m.created_at LIMIT 1",
-        (state.owner_id, state.sha256, state.length, state.commit_started - 1),
-    ).fetchone()
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (_commit_key(upload_id),)).fetchone()
     return None if row is None else str(row[0])
+
+
+def forget_commit(conn: sqlite3.Connection, upload_id: str) -> None:
+    """Once the upload's JSON holds the media id, the database need not remember it."""
+    conn.execute("DELETE FROM meta WHERE key = ?", (_commit_key(upload_id),))
 
 
 def truncate_to(incoming: Path, upload_id: str, size: int) -> None:
@@ -177,12 +192,6 @@ def remove(incoming: Path, upload_id: str, *, keep_json: bool = False) -> None:
     for path in (p.bin, p.staged) if keep_json else (p.bin, p.staged, p.json):
         path.unlink(missing_ok=True)
     fsync_dir(incoming)
-
-
-def stamp_commit_start(incoming: Path, state: UploadState, sha256: str) -> UploadState:
-    state = dataclasses.replace(state, sha256=sha256, commit_started=time.time())
-    save(incoming, state)
-    return state
 
 
 def link_for_commit(incoming: Path, upload_id: str) -> Path:

@@ -4,12 +4,12 @@ PATCH bodies are streamed (never buffered), appended to content/incoming/<id>.bi
 before the 204 that acknowledges them. The PATCH that brings the upload to its full length
 commits it through gremlin.media.commit (invariant 2) and answers `Gremlin-Media-Id`.
 
-Exactly-once commit: before the commit the upload's JSON records its SHA-256 and the time;
-after it, the media id. The commit gets a hard link of the bytes, so until the media id is
-recorded the bytes stay in incoming/. A complete upload found without a media id (a crash, a
-503 in maintenance, a full disk) is reconciled on its next HEAD or PATCH: either its commit
-did land (found by owner, SHA-256, size and time) and is recorded, or the last byte is
-dropped again so that the client re-sends it and that PATCH commits. Refusals that can never
+Exactly-once commit: the commit transaction records upload -> media in `meta`; after it, the
+upload's JSON gets the media id. The commit gets a hard link of the bytes, so until the media
+id is recorded the bytes stay in incoming/. A complete upload found without a media id (a
+crash, a 503 in maintenance, a full disk) is reconciled on its next HEAD or PATCH: either its
+commit did land (found in `meta`) and is recorded, or the last byte is dropped again so that
+the client re-sends it and that PATCH commits. Refusals that can never
 succeed (415, 422, 413 quota, 400) remove the upload.
 """
 
@@ -123,7 +123,7 @@ async def _reconcile(state: UploadState) -> tuple[UploadState, int]:
     size = await trio.to_thread.run_sync(tus.offset_on_disk, incoming, state.id)
     if size < state.length:
         return state, size
-    media_id = await runtime.store.read(tus.find_committed, state)
+    media_id = await runtime.store.read(tus.find_committed, state.id)
     if media_id is not None:
         state = await _record_committed(state, media_id)
         log.info("upload commit recovered: upload=%s media=%s", state.id, media_id)
@@ -138,6 +138,8 @@ async def _record_committed(state: UploadState, media_id: str) -> UploadState:
     state = dataclasses.replace(state, media_id=media_id)
     await trio.to_thread.run_sync(tus.save, incoming, state)
     await trio.to_thread.run_sync(lambda: tus.remove(incoming, state.id, keep_json=True))
+    with contextlib.suppress(GremlinError):  # in maintenance the row simply stays a while
+        await get_runtime().store.write(tus.forget_commit, state.id)
     return state
 
 
@@ -230,7 +232,6 @@ async def _commit(state: UploadState, hasher: Any) -> UploadState:
         sha256 = hasher.hexdigest()
     else:
         _, sha256 = await trio.to_thread.run_sync(sha256_file, tus.paths(incoming, state.id).bin)
-    state = await trio.to_thread.run_sync(tus.stamp_commit_start, incoming, state, sha256)
     staged = await trio.to_thread.run_sync(tus.link_for_commit, incoming, state.id)
     meta = state.metadata
     try:
@@ -247,6 +248,7 @@ async def _commit(state: UploadState, hasher: Any) -> UploadState:
             license=meta.get("license", ""),
             size=state.length,
             sha256=sha256,
+            on_commit=tus.record_commit(state.id),
         )
     except GremlinError as e:
         with trio.CancelScope(shield=True):
