@@ -133,10 +133,14 @@ def requeue_job(conn: sqlite3.Connection, site: Site, job: Any, now: float) -> s
         " progress = 0, exit_code = NULL, reason = NULL, log_tail = NULL WHERE id = ?",
         (job["id"],),
     )
-    conn.execute(
-        "UPDATE media SET state = 'processing', reason = NULL, updated_at = ? WHERE id = ?",
-        (now, job["media_id"]),
-    )
+    # A ready media shows "processing" until a blocking job's file is re-made. A failed one
+    # stays failed (another job of it failed: its retry action brings it back).
+    if job["blocking"]:
+        conn.execute(
+            "UPDATE media SET state = 'processing', updated_at = ?"
+            " WHERE id = ? AND state = 'ready'",
+            (now, job["media_id"]),
+        )
     scratch = site.jobs / str(job["id"])
     if scratch.is_dir() and live_process_in(scratch) is None:
         shutil.rmtree(scratch)  # finished job scratch: the re-run starts clean

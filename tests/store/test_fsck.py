@@ -364,3 +364,29 @@ def test_the_cli_text_report_names_each_finding(site: Site, tmp_path: Path) -> N
     assert "1 finding(s) remain" in out.stdout
     missing = run_gremlin("fsck", str(tmp_path / "nosite"))
     assert missing.returncode == 1 and missing.stderr.startswith("Error:")
+
+
+async def test_an_original_whose_move_to_originals_was_cut_short_is_settled(
+    site: Site, cfg: Settings
+) -> None:
+    """A crash between the rename queue/ -> originals/ and the row's update: the report shows
+    it missing from queue/ and an orphan in originals/; repair lets the row follow the file."""
+    from .fsck_site import add_media
+
+    add_media(site, "m9", original="queue/m9/original.jpg")  # ready
+    data = (site.content / "queue/m9/original.jpg").read_bytes()
+    (site.content / "originals/m9").mkdir(parents=True)
+    (site.content / "queue/m9/original.jpg").rename(site.content / "originals/m9/original.jpg")
+    report = await fsck(site, cfg)
+    assert kinds(report) == [
+        ("missing", "queue/m9/original.jpg", "m9"),
+        ("orphan", "originals/m9/original.jpg", None),
+    ]
+    first, second = await repair_twice(site, cfg)
+    assert actions(first) == [("settled", "queue/m9/original.jpg")]
+    assert first.remaining == 0 and second.findings == []
+    assert (site.content / "originals/m9/original.jpg").read_bytes() == data
+    row = one(db(site), "SELECT path FROM files WHERE media_id = 'm9'")
+    assert row[0] == "originals/m9/original.jpg"  # type: ignore[index]
+    assert one(db(site), "SELECT damaged FROM media WHERE id = 'm9'")[0] is None  # type: ignore[index]
+    assert not any(p.is_file() for p in site.quarantine.rglob("*"))
