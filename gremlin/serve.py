@@ -27,6 +27,9 @@ from typing import Any
 import trio
 
 from .actors import supervise
+from .actors.jobs import serve_jobs
+from .actors.watchdog import serve_watchdog
+from .media.registry import load_media_types
 from .proc import ProcessId
 from .runtime import Mode, Runtime
 from .settings import Settings
@@ -47,7 +50,11 @@ def actors(runtime: Runtime) -> list[tuple[str, Callable[..., Awaitable[Any]]]]:
     """Every background actor that writes, in start order. They run while the mode is NORMAL.
     Entering maintenance cancels them; an actor that owns transcoders must then leave them
     running when `runtime.keep_jobs_running` (the next process adopts them)."""
-    return []
+    types = load_media_types(runtime.settings)
+    return [
+        ("jobs", partial(serve_jobs, runtime, types)),  # reconciles earlier servers' jobs first
+        ("watchdog", partial(serve_watchdog, runtime)),
+    ]
 
 
 async def serve_writers(

@@ -8,8 +8,8 @@
 It wakes when `runtime.jobs_changed` is set (an upload, a retry), when one of its jobs ends,
 when the next backoff expires, or every `poll_seconds` (`gremlin import` inserts jobs from
 another process). A plain stop (cancellation) stops our job processes and requeues their jobs
-without charging an attempt. In maintenance (an upgrade handing over) or after a crash of this
-actor, job processes are left running for the next supervisor to adopt.
+without charging an attempt. When `runtime.keep_jobs_running` (an upgrade handing over) or
+after a crash of this actor, job processes are left running for the next supervisor to adopt.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import trio
 
 from ..media.base import MediaType
 from ..proc import ProcessId
-from ..runtime import Mode, Runtime
+from ..runtime import Runtime
 from ..settings import Settings
 from ..store import Site, Store
 from ..store.job_queries import JobRow, claim_due_jobs, next_due, record_pid
@@ -78,6 +78,16 @@ def build_spec(
     }
 
 
+def preload_modules(types: Mapping[str, MediaType]) -> list[str]:
+    """Modules the fork server imports up front: each type's module, and the worker modules
+    a type lists in an optional `preload` attribute (the fork server also learns on use)."""
+    names = set()
+    for media_type in types.values():
+        names.add(type(media_type).__module__)
+        names.update(getattr(media_type, "preload", ()))
+    return sorted(names - {"builtins", "__main__"})
+
+
 async def serve_jobs(
     runtime: Runtime,
     types: Mapping[str, MediaType],
@@ -89,10 +99,10 @@ async def serve_jobs(
     store, site, settings = runtime.store, runtime.site, runtime.settings
     limit = settings.effective_jobs_concurrency()
     state = _State()
-    preload = sorted({type(t).__module__ for t in types.values()} - {"builtins"})
+    preload = preload_modules(types)
 
     def leave_running() -> bool:
-        return state.leave_running or runtime.mode is Mode.MAINTENANCE
+        return state.leave_running or runtime.keep_jobs_running
 
     async with (
         open_launcher(fork_server=fork_server, preload=preload) as launcher,
