@@ -228,9 +228,11 @@ async def repair_all(
             case Kind.ORPHAN:
                 outcome = await store.write(repairs.repair_orphan, site, f, quarantine, grace)
             case Kind.MISSING | Kind.MISMATCH:
-                outcome = await _settled(store, site, f) or await store.write(
-                    repairs.repair_file, site, f, quarantine, label
-                )
+                settled = await _settled(store, site, f)
+                if settled is not None:
+                    outcome = settled
+                else:
+                    outcome = await store.write(repairs.repair_file, site, f, quarantine, label)
             case Kind.STALE_UPLOAD:
                 outcome = await store.write(repairs.repair_stale_upload, site, f, stale_seconds)
             case Kind.STRAY_JOB_DIR:
@@ -327,10 +329,10 @@ async def run_background_slice(
         structure = await check_structure(store, site, settings)
         report["findings"] += [f.to_json() for f in structure]
         report["remaining"] = len(report["findings"])
-        run_id = cp.run_id
+        pass_id = cp.run_id
         cp = dataclasses.replace(cp, run_id=None, cursor=0, spent_seconds=spent)
-        await store.write(_finish_pass, cp, run_id, len(report["findings"]), report)
-        log.info("background fsck pass done run=%d findings=%d", run_id, len(report["findings"]))
+        await store.write(_finish_pass, cp, pass_id, len(report["findings"]), report)
+        log.info("background fsck pass done run=%d findings=%d", pass_id, len(report["findings"]))
     else:
         cp = dataclasses.replace(cp, spent_seconds=spent)
         await store.write(_save_and_report, cp, report)
