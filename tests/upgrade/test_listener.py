@@ -37,13 +37,15 @@ async def _writers(runtime: Runtime) -> None:
 async def old_server(site: Site, **flags: object) -> AsyncIterator[tuple[Runtime, socket.socket]]:
     settings = load(site.root, {"handover_timeout_seconds": 5, **flags}, environ={})
     tcp = listen_socket("127.0.0.1:0")
-    async with open_store(site.db, guard_handover=False) as store, trio.open_nursery() as n:
-        runtime = Runtime(settings, store)
-        n.start_soon(_writers, runtime)
-        await n.start(serve_handover_listener, runtime, tcp)
-        yield runtime, tcp
-        n.cancel_scope.cancel()
-    tcp.close()
+    try:
+        async with open_store(site.db, guard_handover=False) as store, trio.open_nursery() as n:
+            runtime = Runtime(settings, store)
+            n.start_soon(_writers, runtime)
+            await n.start(serve_handover_listener, runtime, tcp)
+            yield runtime, tcp
+            n.cancel_scope.cancel()
+    finally:
+        tcp.close()
 
 
 async def _request(runtime: Runtime, new: ProcessId | None = None) -> int:
@@ -102,7 +104,9 @@ async def test_socket_then_exit_hands_over(site: Site) -> None:
             received.close()
             await channel.send(request(Op.EXIT))
             assert (await channel.receive())[0]["ok"]
-        assert runtime.stop.is_set() and runtime.handed_over
+        with trio.fail_after(5):
+            await runtime.stop.wait()
+        assert runtime.handed_over
         assert runtime.mode is Mode.MAINTENANCE  # it never leaves it: it exits
         assert await _stage(runtime, hid) is Stage.EXITING
 
