@@ -9,7 +9,7 @@ import time
 import pytest
 import trio
 
-from gremlin.actors.fsck import pause_after, run_background_slice, serve_fsck, utc_day
+from gremlin.actors.fsck_background import pause_after, run_background_slice, serve_fsck, utc_day
 from gremlin.settings import Settings, load
 from gremlin.store import Site, open_store
 from gremlin.store.fsck_runs import Checkpoint, last_run, load_checkpoint, save_checkpoint
