@@ -119,7 +119,9 @@
 
   async function offsetOf(url) {
     var xhr = await request("HEAD", url, {});
-    if (xhr && xhr.status >= 200 && xhr.status < 300) return Number(xhr.getResponseHeader("Upload-Offset"));
+    if (xhr && xhr.status >= 200 && xhr.status < 300) {
+      return { offset: Number(xhr.getResponseHeader("Upload-Offset")), mediaId: xhr.getResponseHeader("Gremlin-Media-Id") };
+    }
     if (xhr && (xhr.status === 404 || xhr.status === 410 || xhr.status === 403)) return -1; // gone: start over
     return null; // unknown right now: retry later
   }
@@ -157,7 +159,8 @@
         var known = await offsetOf(url);
         if (known === -1) { forget(file); url = null; continue; }
         if (known === null) { await backoff(row, failures++); continue; }
-        offset = known;
+        if (known.mediaId) { forget(file); follow(known.mediaId, row); return; } // committed already
+        offset = known.offset;
       }
       // Send chunks from the server's offset until the end (or a failure).
       // At least one PATCH, even when the server already has every byte: its answer to the

@@ -1,0 +1,221 @@
+"""The site in real Chromium (Debian's package, driven by Playwright) against a real server.
+
+Sign in, upload two images with the JS uploader (tus), watch the progress bars, wait until
+processing has made them ready, find them in the gallery, open the media page, and save a
+screenshot to test-artifacts/. A second test kills the server in the middle of an upload and
+restarts it on the same port: the page's uploader resumes by itself and the media commits once.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import socket
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from gremlin.store import Site
+
+from ..conftest import ServerProcess, run_gremlin
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "correct horse battery"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"
+    ),
+]
+
+
+def make_photo(path: Path, seed: int, size: tuple[int, int] = (1600, 1200)) -> Path:
+    """A JPEG with shapes and noise (noise keeps it from compressing to nothing)."""
+    rnd = random.Random(seed)
+    im = Image.effect_noise(size, 40).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    for _ in range(25):
+        x, y, r = rnd.randrange(size[0]), rnd.randrange(size[1]), rnd.randrange(40, 400)
+        color = tuple(rnd.randrange(256) for _ in range(3))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=color)  # type: ignore[arg-type]
+    im.save(path, "JPEG", quality=95)
+    return path
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def add_member(site: Site, name: str) -> None:
+    done = run_gremlin("adduser", str(site.root), name, "--password-stdin", input=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
+
+
+def sign_in(page: Any, url: str, name: str) -> None:
+    page.goto(f"{url}/signin")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_selector("text=Sign out")
+
+
+def record_upload_states(page: Any) -> None:
+    """Keep every text the uploader shows, to prove the bars moved through the upload."""
+    page.evaluate(
+        """() => {
+        window.__states = [];
+        new MutationObserver(() => {
+            document.querySelectorAll('#list li .state').forEach(
+                el => window.__states.push(el.textContent));
+        }).observe(document.getElementById('list'),
+                   {subtree: true, childList: true, characterData: true});
+    }"""
+    )
+
+
+def throttle_uploads(page: Any, bytes_per_second: int) -> None:
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": bytes_per_second,
+        },
+    )
+
+
+def media_rows(site: Site) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(f"file:{site.db}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT id, title, state FROM media ORDER BY created_at").fetchall()
+    finally:
+        conn.close()
+
+
+def test_sign_in_upload_two_images_and_see_them(
+    site: Site, server_factory: type[ServerProcess], browser: Any, tmp_path: Path
+) -> None:
+    add_member(site, "ann")
+    photos = [make_photo(tmp_path / f"harbour_{i}.jpg", seed=i) for i in (1, 2)]
+    server = server_factory(site.root)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, server.url, "ann")
+
+    page.goto(f"{server.url}/upload")
+    page.wait_for_selector("#drop")  # the JS uploader replaced the plain form
+    record_upload_states(page)
+    throttle_uploads(page, 512 * 1024)  # slow enough to see the bars move
+    page.set_input_files("#files", [str(p) for p in photos])
+    rows = page.locator("#list li")
+    rows.nth(1).wait_for()
+    assert rows.count() == 2
+    # Both rows reach "Ready" once the job engine has processed them.
+    page.wait_for_function(
+        "() => document.querySelectorAll('#list li.done').length === 2", timeout=180_000
+    )
+    states = page.evaluate("window.__states")
+    assert any(s.startswith("Uploading") and " 0.0 MiB of" not in s for s in states), states
+    assert any("processing" in s.lower() for s in states), states
+    assert [page.locator("#list li progress").nth(i).get_attribute("value") for i in (0, 1)] == [
+        "100",
+        "100",
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-upload.png"), full_page=True)
+
+    rows_in_db = media_rows(site)
+    assert sorted(t for _, t, _ in rows_in_db) == ["harbour 1", "harbour 2"]
+    assert {s for _, _, s in rows_in_db} == {"ready"}
+
+    page.goto(f"{server.url}/u/ann")
+    tiles = page.locator(".grid .tile")
+    assert tiles.count() == 2
+    for media_id, _, _ in rows_in_db:
+        thumb = page.locator(f'a[href="/m/{media_id}"] img')
+        assert thumb.get_attribute("loading") == "lazy"
+        assert int(thumb.get_attribute("width") or 0) > 0
+    page.screenshot(path=str(ARTIFACTS / "browser-gallery.png"), full_page=True)
+
+    page.locator(".grid .tile a.title", has_text="harbour 1").click()
+    page.wait_for_selector(".stage img")
+    loaded = page.eval_on_selector(".stage img", "img => img.complete && img.naturalWidth")
+    assert loaded and loaded > 0
+    assert page.locator("h1").inner_text() == "harbour 1"
+    assert page.locator(".stage a").get_attribute("href", timeout=5000).endswith("/original")
+    page.screenshot(path=str(ARTIFACTS / "browser-media.png"), full_page=True)
+    assert server.stop() == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_upload_resumes_after_the_server_is_killed(
+    site: Site, server_factory: type[ServerProcess], browser: Any, tmp_path: Path
+) -> None:
+    add_member(site, "ann")
+    photo = make_photo(tmp_path / "big.jpg", seed=3, size=(3000, 2400))
+    size = photo.stat().st_size
+    port = free_port()  # the restarted server must answer at the upload URL the page holds
+    server = server_factory(site.root, "--bind", f"127.0.0.1:{port}")
+    page = browser.new_page()
+    sign_in(page, server.url, "ann")
+    page.goto(f"{server.url}/upload")
+    page.wait_for_selector("#drop")
+    throttle_uploads(page, 256 * 1024)
+    page.set_input_files("#files", str(photo))
+    # Wait until part of the file is on the server, then kill it without warning.
+    incoming = site.content / "incoming"
+    page.wait_for_function(
+        "() => /Uploading [2-9]/.test(document.querySelector('#list li .state').textContent)",
+        timeout=60_000,
+    )
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(30)
+    partial = sum(
+        p.stat().st_size for p in incoming.rglob("*") if p.is_file() and p.suffix != ".json"
+    )
+    assert 0 < partial < size + 4096
+    page.wait_for_function(
+        "() => document.querySelector('#list li .state').textContent.includes('Connection lost')",
+        timeout=60_000,
+    )
+    server_factory(site.root, "--bind", f"127.0.0.1:{port}")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#list li.done').length === 1", timeout=180_000
+    )
+    rows = media_rows(site)
+    assert len(rows) == 1 and rows[0][2] == "ready"
+    # The stored original is the whole file, byte for byte.
+    conn = sqlite3.connect(f"file:{site.db}?mode=ro", uri=True)
+    path, stored = conn.execute("SELECT path, size FROM files WHERE role = 'original'").fetchone()
+    conn.close()
+    assert stored == size
+    assert (site.content / path).read_bytes() == photo.read_bytes()
