@@ -68,6 +68,8 @@ class MediaPlan:
     source_key: str  # MediaGoblin's file key, or "queue"
     original_name: str
     license: str
+    label: str  # "<owner>: <title>", for the report
+    history: str  # what MediaGoblin did with it, if it did not finish it (see `history`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +140,7 @@ def plan_import(
             continue
         source, source_from, key = chosen
         if entry.state != PROCESSED:
-            notes.append(issue(_state_note(entry), str(source)))
+            pass  # the runner notes it once the upload proved readable (see `history`)
         elif source_from is SourceFrom.RENDITION and entry.media_type != "video":
             problems.append(
                 issue(
@@ -168,6 +170,8 @@ def plan_import(
                 source_key=key,
                 original_name=original_name(source, source_from),
                 license=license_name(entry.license),
+                label=label,
+                history=history(entry),
             )
         )
 
@@ -227,11 +231,14 @@ def plan_import(
     )
 
 
-def _state_note(entry: MgEntry) -> str:
+def history(entry: MgEntry) -> str:
+    """What MediaGoblin did with an entry it did not finish ('' for a processed one)."""
+    if entry.state == PROCESSED:
+        return ""
     if entry.state == "failed":
         why = f" ({entry.fail_error})" if entry.fail_error else ""
-        return f"MediaGoblin failed to process it{why}; processing it again from its upload"
-    return f"MediaGoblin left it {entry.state}; processing it again from its upload"
+        return f"MediaGoblin failed to process it{why}"
+    return f"MediaGoblin left it {entry.state}"
 
 
 def _has_new_items(c: MgCollection, mapped: Mapping[tuple[Kind, str], str]) -> bool:

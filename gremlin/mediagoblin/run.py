@@ -14,7 +14,7 @@ from pathlib import Path
 
 import trio
 
-from ..errors import GremlinError
+from ..errors import DiskFull, GremlinError, Maintenance
 from ..media.base import MediaType
 from ..media.commit import commit_upload
 from ..media.registry import load_media_types
@@ -33,6 +33,7 @@ from .report import Report
 from .steps import (
     Commit,
     Mapped,
+    clear_staged,
     import_media,
     insert_collection,
     insert_comment,
@@ -96,6 +97,7 @@ async def run_import(
         return report
 
     await trio.to_thread.run_sync(init_site, site.root)
+    await trio.to_thread.run_sync(clear_staged, site)
     async with open_store(site.db) as store:
         mapped, existing = await store.read(read_target)
         plan = make_plan(mapped, existing)
@@ -123,14 +125,15 @@ async def run_import(
                         types=types,
                         commit=commit,
                     )
+                except (Maintenance, DiskFull):
+                    raise  # the rest would fail the same way: stop; a re-run resumes
                 except (GremlinError, OSError) as e:
                     why = f"not imported: {getattr(e, 'message', None) or e}"
                 else:
                     media[entry.id] = committed.media_id
                     report.add(Kind.MEDIA, str(entry.id), committed.media_id, committed.kind.value)
                     log.info("imported media: mediagoblin=%d media=%s", entry.id, media[entry.id])
-                    continue
-            report.problems.append(_media_issue(mp, why))
+            _outcome(report, mp, why)
 
         await _apply_collections(store, plan, report, users, media, mapped)
         for c in plan.comments:
@@ -144,7 +147,15 @@ async def run_import(
 
 
 def _media_issue(mp: MediaPlan, why: str) -> Issue:
-    return Issue(Kind.MEDIA, str(mp.entry.id), mp.entry.title, why, str(mp.source))
+    return Issue(Kind.MEDIA, str(mp.entry.id), mp.label, why, str(mp.source))
+
+
+def _outcome(report: Report, mp: MediaPlan, why: str | None) -> None:
+    """Report a media's fate; one MediaGoblin had not finished says so either way."""
+    if why is not None:
+        report.problems.append(_media_issue(mp, f"{mp.history}; {why}" if mp.history else why))
+    elif mp.history:
+        report.notes.append(_media_issue(mp, f"{mp.history}; imported to be processed again"))
 
 
 def _comment_issue(c: MgComment, why: str) -> Issue:
@@ -212,11 +223,10 @@ async def _simulate(
         report.add(Kind.USER, str(up.mg.id), "")
     for mp in plan.media:
         kind, why = await trio.to_thread.run_sync(inspect_source, mp, types)
-        if why is not None:
-            report.problems.append(_media_issue(mp, why))
-            continue
-        media[mp.entry.id] = ""
-        report.add(Kind.MEDIA, str(mp.entry.id), "", kind)
+        _outcome(report, mp, why)
+        if why is None:
+            media[mp.entry.id] = ""
+            report.add(Kind.MEDIA, str(mp.entry.id), "", kind)
     for c in plan.collections:
         items, skipped, already = collection_items(c, media, mapped)
         report.skipped.extend(skipped)

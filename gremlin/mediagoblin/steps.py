@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 Commit = Callable[..., Awaitable[Any]]
 Mapped = dict[tuple[Kind, str], str]
-STAGE_PREFIX = "mediagoblin-"
+STAGE_PREFIX = "mediagoblin-import-"
 CHUNK = 1024 * 1024
 
 
@@ -176,6 +176,13 @@ def media_hook(plan: MediaPlan, username: str) -> Callable[[sqlite3.Connection, 
             _map(conn, Kind.FILE, f.path, media_id, {"key": f.key})
 
     return hook
+
+
+def clear_staged(site: Site) -> None:
+    """Remove copies a killed run left in incoming/ (ours by name; a re-run makes them anew)."""
+    for path in site.incoming.glob(f"*{STAGE_PREFIX}*"):
+        if path.name.startswith((STAGE_PREFIX, f".{STAGE_PREFIX}")) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 async def import_media(

@@ -116,6 +116,11 @@ async def test_import_matches_the_readme(settings: Settings, site: Site, mg: MgC
     problems = {(p.kind, p.source_id): p.why for p in report.problems}
     assert list(problems) == [(Kind.MEDIA, "13")]
     assert "unreadable" in problems[(Kind.MEDIA, "13")]
+    assert "BadMediaFail" in problems[(Kind.MEDIA, "13")]
+    notes = {(n.kind, n.source_id): n.why for n in report.notes}
+    assert notes[(Kind.MEDIA, "14")] == (
+        "MediaGoblin left it processing; imported to be processed again"
+    )
     assert report.failed
 
     conn = db(site)

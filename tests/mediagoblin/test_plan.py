@@ -101,8 +101,10 @@ def test_plan_of_the_fixture(instance: MgInstance, mg: MgCopy) -> None:
     assert p.problems == () and p.skipped == ()
     notes = {(n.kind, n.source_id): n.why for n in p.notes}
     assert "did not keep the original video" in notes[(Kind.MEDIA, "8")]
-    assert "left it processing" in notes[(Kind.MEDIA, "14")]
-    assert "failed" in notes[(Kind.MEDIA, "13")] and "BadMediaFail" in notes[(Kind.MEDIA, "13")]
+    history = {m.entry.id: m.history for m in p.media}
+    assert history[14] == "MediaGoblin left it processing"
+    assert history[13] == "MediaGoblin failed to process it (mediagoblin.processing:BadMediaFail)"
+    assert history[1] == "" and history[8] == ""
     assert "deleted" in notes[(Kind.MEDIA, "-")]
     gps = [n for n in p.notes if "GPS" in n.why]
     assert [n.source_id for n in gps] == ["1"]
