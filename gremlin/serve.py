@@ -27,6 +27,8 @@ from typing import Any
 import trio
 
 from .actors import supervise
+from .actors.fsck_background import serve_fsck
+from .actors.gc import serve_gc
 from .actors.jobs import serve_jobs
 from .actors.watchdog import serve_watchdog
 from .media.registry import load_media_types
@@ -54,6 +56,8 @@ def actors(runtime: Runtime) -> list[tuple[str, Callable[..., Awaitable[Any]]]]:
     return [
         ("jobs", partial(serve_jobs, runtime, types)),  # reconciles earlier servers' jobs first
         ("watchdog", partial(serve_watchdog, runtime)),
+        ("gc", partial(serve_gc, runtime.store, runtime.site, runtime.settings)),
+        ("fsck", partial(serve_fsck, runtime.store, runtime.site, runtime.settings)),
     ]
 
 
