@@ -169,6 +169,9 @@ async def _enter_maintenance(runtime: Runtime, handover_id: int) -> None:
 async def _leave_maintenance(runtime: Runtime, handover: Handover, reason: str) -> None:
     """Back to normal: the handover is off (recorded), writes and writers resume."""
     await _record(runtime, handover.id, Stage.ABORTED, reason)
+    with trio.move_on_after(1):  # its socket closes a moment before it is gone
+        while handover.new.alive():
+            await trio.sleep(0.02)
     if not handover.new.alive():  # it cannot clean up after itself any more
         await trio.to_thread.run_sync(remove_database, Site(runtime.settings.site).db_new)
     runtime.store.thaw()
