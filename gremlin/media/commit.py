@@ -31,7 +31,7 @@ from ..settings import Settings
 from ..store import Store, move_durable, sha256_file
 from ..store.jobs import insert_planned_jobs
 from .base import Kind, MediaType, PlannedJob
-from .registry import HEAD_BYTES, load_media_types, sniff
+from .registry import HEAD_BYTES, installed_media_types, sniff
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ async def commit_upload(
     records its legacy_map rows there, so an import killed at any instant stays consistent."""
     if visibility not in VISIBILITIES:
         raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
-    types = load_media_types(settings) if types is None else types
+    types = installed_media_types(settings) if types is None else types
     head, actual_size, digest = await trio.to_thread.run_sync(_inspect, staged, size, sha256)
     media_type, mime = sniff(head, types)
     # A cheap early refusal; the transaction checks the quota again, race-free.

@@ -8,6 +8,7 @@ order-dependence. The losing type is wrapped so it no longer claims that input.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 from collections.abc import Mapping, Sequence
@@ -122,6 +123,16 @@ def load_media_types(
     if not types:
         log.warning("no media types loaded: every upload will be refused")
     return resolve(types, parse_choice(settings.media_type_choice))
+
+
+@functools.cache
+def _installed_types(choice: str) -> dict[str, MediaType]:
+    return resolve(_entry_point_types(), parse_choice(choice))
+
+
+def installed_media_types(settings: Settings) -> dict[str, MediaType]:
+    """`load_media_types(settings)`, loaded once per process (for per-upload callers)."""
+    return dict(_installed_types(settings.media_type_choice))
 
 
 def supported_mimes(types: Mapping[str, MediaType]) -> list[str]:

@@ -88,3 +88,12 @@ def test_unsupported_input_lists_what_is_supported() -> None:
     assert "text" in caught.value.message
     assert caught.value.hint is not None
     assert "image/jpeg" in caught.value.hint and "x/fake" in caught.value.hint
+
+
+def test_installed_types_are_loaded_once_per_choice() -> None:
+    from gremlin.media.registry import installed_media_types
+
+    first = installed_media_types(Settings())
+    assert first["image"] is IMAGE
+    first.clear()  # callers get their own dict
+    assert installed_media_types(Settings())["image"] is IMAGE
