@@ -1,0 +1,184 @@
+"""Benchmark: a 60-second 720p clip through contentgremlin against the same ffmpeg command lines
+run bare, in the same run. Prints both wall times and their ratio (goal: <= 1.05).
+
+    python bench/bench_video.py [--seconds 60] [--rounds 1] [--concurrency 1]
+
+contentgremlin: the upload commit, then the real job supervisor and watchdog (fork server,
+detached runner, pid records, progress sampling, checksums, atomic moves) from the commit to
+`ready`: probe, the H.264 ladder (360 and 720 for a 720p source) and the poster.
+Bare: the same ffmpeg/ffprobe command lines, taken from the jobs contentgremlin ran, run with
+subprocess in the same order and at the same concurrency, writing to a scratch directory.
+The source is MPEG-4 Part 2 in Matroska, so every rendition is a real transcode (no remux).
+Rounds alternate (contentgremlin, bare, ...) so a warming cache or a busy neighbour hurts both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gremlin.accounts import create_user  # noqa: E402
+from gremlin.actors.jobs import serve_jobs  # noqa: E402
+from gremlin.actors.watchdog import serve_watchdog  # noqa: E402
+from gremlin.media import load_media_types  # noqa: E402
+from gremlin.media.base import JobView  # noqa: E402
+from gremlin.media.commit import commit_upload  # noqa: E402
+from gremlin.media.ffmpeg import find_tools  # noqa: E402
+from gremlin.media.video import VIDEO  # noqa: E402
+from gremlin.runtime import Runtime  # noqa: E402
+from gremlin.settings import Settings, load  # noqa: E402
+from gremlin.store import init_site, open_store  # noqa: E402
+
+
+def make_clip(path: Path, seconds: int, ffmpeg: str) -> Path:
+    subprocess.run(
+        [
+            ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+            "-c:v", "mpeg4", "-q:v", "4", "-c:a", "libvorbis", str(path),
+        ],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+async def through_gremlin(root: Path, clip: Path, concurrency: int) -> tuple[float, Settings, str]:
+    site = init_site(root)
+    settings = dataclasses.replace(
+        load(site.root, {"bind": "127.0.0.1:0"}, environ={}),
+        jobs_concurrency=concurrency,
+        jobs_nice=0,
+    )
+    types = load_media_types(settings)
+    staged = settings.content / "incoming" / "bench-upload"
+    shutil.copyfile(clip, staged)
+    async with open_store(settings.db_path) as store, trio.open_nursery() as nursery:
+        await store.write(lambda c: create_user(c, "bench", None))
+        runtime = Runtime(settings, store)
+        await nursery.start(partial(serve_jobs, runtime, types))
+        await nursery.start(serve_watchdog, runtime)
+        started = time.perf_counter()
+        committed = await commit_upload(
+            store, settings, owner_id=1, staged=staged, original_name=clip.name
+        )
+        runtime.nudge_jobs()
+        while True:
+            state, reason = await store.read(
+                lambda c: tuple(
+                    c.execute(
+                        "SELECT state, reason FROM media WHERE id = ?", (committed.media_id,)
+                    ).fetchone()
+                )
+            )
+            if state != "processing":
+                break
+            await trio.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        nursery.cancel_scope.cancel()
+    if state != "ready":
+        raise SystemExit(f"contentgremlin failed the clip: {reason}")
+    return elapsed, settings, committed.media_id
+
+
+def bare_commands(settings: Settings, media_id: str, original: Path) -> list[list[str]]:
+    """The command lines contentgremlin ran, in the order it started them."""
+    conn = sqlite3.connect(settings.db_path)
+    conn.row_factory = sqlite3.Row
+    jobs = conn.execute(
+        "SELECT * FROM jobs WHERE media_id = ? ORDER BY started_at", (media_id,)
+    ).fetchall()
+    conn.close()
+    tools = find_tools(settings)
+    commands = []
+    for row in jobs:
+        params = json.loads(row["params"])
+        view = JobView(
+            row["id"], media_id, row["step"], original, Path("/unused"),
+            params.get("outputs", {}), params, 1,
+        )  # fmt: skip
+        command = VIDEO.command(view, settings)
+        if command.python:  # the probe: its ffprobe command line
+            argv = [tools.ffprobe or tools.ffmpeg, "-hide_banner", "-v", "error"]
+            commands.append([*argv, "-print_format", "json", "-show_format", "-show_streams",
+                             "-i", "{input}"])  # fmt: skip
+        else:
+            commands.append(list(command.argv))
+    return commands
+
+
+def run_bare(commands: list[list[str]], clip: Path, scratch: Path, concurrency: int) -> float:
+    started = time.perf_counter()
+    probe, rest = commands[0], commands[1:]
+    pending: list[subprocess.Popen[bytes]] = []
+
+    def launch(i: int, argv: list[str]) -> subprocess.Popen[bytes]:
+        out = scratch / f"job{i}"
+        out.mkdir(parents=True, exist_ok=True)
+        values = {"{input}": str(clip), "{out}": str(out), "{progress}": str(out / "progress")}
+        filled = [_fill(a, values) for a in argv]
+        log = open(out / "log", "wb")  # noqa: SIM115
+        return subprocess.Popen(filled, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+    if launch(0, probe).wait() != 0:
+        raise SystemExit("bare probe failed")
+    queue = list(enumerate(rest, 1))
+    while queue or pending:
+        while queue and len(pending) < concurrency:
+            pending.append(launch(*queue.pop(0)))
+        pending[0].wait()
+        for p in [p for p in pending if p.poll() is not None]:
+            if p.returncode != 0:
+                raise SystemExit(f"bare command failed: {p.args}")
+            pending.remove(p)
+    return time.perf_counter() - started
+
+
+def _fill(arg: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        arg = arg.replace(key, value)
+    return arg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+    tools = find_tools(Settings())
+    with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
+        root = Path(tmp)
+        clip = make_clip(root / "clip.mkv", args.seconds, tools.ffmpeg)
+        print(f"clip: {args.seconds} s 1280x720 MPEG-4/Vorbis, {clip.stat().st_size} bytes;"
+              f" ffmpeg {tools.version} at {tools.ffmpeg}")  # fmt: skip
+        gremlin_times, bare_times = [], []
+        for n in range(args.rounds):
+            elapsed, settings, media_id = trio.run(
+                through_gremlin, root / f"site{n}", clip, args.concurrency
+            )
+            gremlin_times.append(elapsed)
+            original = next((settings.content / "originals").rglob("original.*"))
+            commands = bare_commands(settings, media_id, original)
+            bare_times.append(run_bare(commands, clip, root / f"bare{n}", args.concurrency))
+            print(f"round {n + 1}: contentgremlin {elapsed:.2f} s, bare {bare_times[-1]:.2f} s"
+                  f" ({len(commands)} commands)")  # fmt: skip
+        g, b = sum(gremlin_times), sum(bare_times)
+        print(f"contentgremlin {g:.2f} s  bare {b:.2f} s  ratio {g / b:.3f}  (goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()
