@@ -6,8 +6,8 @@ import click
 
 
 def register(group: click.Group) -> None:
-    from . import fsck, media, mediagoblin, site, upgrade, users
+    from . import fsck, jobs, media, mediagoblin, site, upgrade, users
 
-    for module in (site, users, fsck, media, upgrade, mediagoblin):
+    for module in (site, users, fsck, media, jobs, upgrade, mediagoblin):
         for command in module.COMMANDS:
             group.add_command(command)
