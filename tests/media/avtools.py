@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,9 +22,9 @@ FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 FFPROBE = shutil.which("ffprobe") or "ffprobe"
 
 
-def ffmpeg(*args: str) -> None:
+def ffmpeg(*args: str, tool: str = FFMPEG) -> None:
     subprocess.run(
-        [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True
+        [tool, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True
     )
 
 
@@ -48,10 +49,21 @@ def make_clip(
     return path
 
 
-def rotate(src: Path, dst: Path, degrees: int = 90) -> Path:
-    """A phone-style clip: the same stream with a display matrix (works on ffmpeg 5.1 and 6+)."""
-    ffmpeg("-i", str(src), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(dst))
+def rotate(src: Path, dst: Path, degrees: int = 90, tool: str = FFMPEG) -> Path:
+    """A phone-style clip: the same stream with a display matrix. ffmpeg 6+ takes
+    `-display_rotation`; 5.1 (Debian 12) still turns the `rotate` tag into a matrix on copy."""
+    if ffmpeg_major(tool) >= 6:
+        ffmpeg("-display_rotation", str(degrees), "-i", str(src), "-c", "copy", str(dst), tool=tool)
+    else:
+        rotate_tag = f"rotate={degrees}"
+        ffmpeg("-i", str(src), "-c", "copy", "-metadata:s:v:0", rotate_tag, str(dst), tool=tool)
     return dst
+
+
+def ffmpeg_major(path: str = FFMPEG) -> int:
+    out = subprocess.run([path, "-hide_banner", "-version"], capture_output=True, text=True).stdout
+    m = re.search(r"ffmpeg version n?(\d+)", out)
+    return int(m.group(1)) if m else 0
 
 
 def probe(path: Path) -> dict[str, Any]:

@@ -91,6 +91,19 @@ def test_rotated_phone_clip_comes_out_upright(tmp_path: Path, settings: Settings
     assert (p["width"], p["height"]) == (144, 256)
 
 
+def test_static_imageio_ffmpeg_runs_the_whole_ladder(tmp_path: Path, settings: Settings) -> None:
+    static = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe()
+    plain = make_clip(tmp_path / "plain.mkv", size="320x180", vcodec=MKV_MPEG4)
+    clip = rotate(plain, tmp_path / "phone.mkv", 90, tool=static)
+    settings = dataclasses.replace(settings, video_heights="90,144", ffmpeg_path=static)
+    outcome = drive(VIDEO, clip, settings)
+    assert sorted(outcome.files) == ["poster", "video_144", "video_90"]
+    for rung, height in ((90, 160), (144, 256)):
+        [v] = streams(outcome.files[f"video_{rung}"], "video")
+        assert (v["codec_name"], v["width"], v["height"]) == ("h264", rung, height)
+    assert (outcome.media["width"], outcome.media["height"]) == (180, 320)
+
+
 def test_video_without_audio(tmp_path: Path, settings: Settings) -> None:
     clip = make_clip(tmp_path / "in.mkv", size="320x180", audio=False, vcodec=MKV_MPEG4)
     settings = dataclasses.replace(settings, video_heights="90")
