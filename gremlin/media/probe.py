@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
 import subprocess
 import sys
@@ -131,7 +132,7 @@ def normalize_rotation(degrees: float) -> int:
 def parse_ffprobe(data: Mapping[str, Any]) -> ProbeInfo:
     """From `ffprobe -print_format json -show_format -show_streams`."""
     fmt = data.get("format") or {}
-    streams = []
+    streams: list[Stream] = []
     for s in data.get("streams") or []:
         kind = s.get("codec_type")
         if kind not in ("video", "audio"):
@@ -188,7 +189,7 @@ def parse_ffmpeg_banner(text: str) -> ProbeInfo | None:
     bit_rate = None
     if b := re.search(r"bitrate: (\d+) kb/s", section):
         bit_rate = int(b.group(1)) * 1000
-    streams = []
+    streams: list[Stream] = []
     blocks = re.split(r"^\s*Stream #0:", section, flags=re.M)[1:]
     for block in blocks:
         head, _, rest = block.partition("\n")
@@ -274,8 +275,6 @@ def probe_file(path: Path, *, ffmpeg: str, ffprobe: str | None, progress: Path) 
                 _refuse(f"cannot read it as audio or video: {why}")
             print(f"ffprobe failed: {why}", file=sys.stderr, flush=True)
             raise SystemExit(rc if 0 < rc < 256 else 1)
-        import json
-
         info = parse_ffprobe(json.loads(out or "{}"))
     else:
         _, _, err = _run([ffmpeg, "-hide_banner", "-nostdin", "-i", name])
