@@ -169,6 +169,12 @@ if plan:
     if what == "fail":
         print("Error while encoding: simulated encoder crash", file=sys.stderr)
         sys.exit(1)
+    if what == "quiet_io":  # like +faststart's second pass: no progress, but writing
+        with open(STATE / "scratch", "wb") as f:
+            for _ in range(40):
+                f.write(os.urandom(65536))
+                f.flush()
+                time.sleep(0.1)
     if what == "slow":
         progress = pathlib.Path(args[args.index("-progress") + 1])
         for i in range(1, 8):
@@ -209,6 +215,20 @@ async def test_hung_ffmpeg_is_killed_and_retried(
     jobs = jobs_by_step(site, media_id)
     assert jobs["video_144"]["attempt"] == 2 and runs(tmp_path, "video_144.mp4") == 2
     assert jobs["video_90"]["attempt"] == 1 and jobs["poster"]["attempt"] == 1
+
+
+async def test_quiet_but_writing_is_not_mistaken_for_a_hang(
+    site: Site, fast: Settings, tmp_path: Path
+) -> None:
+    plan = {"video_90.mp4": ["quiet_io"]}
+    settings = dataclasses.replace(fast, video_heights="90", ffmpeg_path=str(shim(tmp_path, plan)))
+    clip = make_clip(tmp_path / "clip.mkv", size="320x180", vcodec=("-c:v", "mpeg4"))
+    async with running(settings) as store:
+        media_id = await upload(store, settings, clip)
+        media = await settled(site, media_id)
+    assert media["state"] == "ready", media["reason"]
+    assert jobs_by_step(site, media_id)["video_90"]["attempt"] == 1  # quiet 4 s > stall 2 s
+    assert runs(tmp_path, "video_90.mp4") == 1
 
 
 async def test_one_failing_rendition_is_retried_alone(
