@@ -46,6 +46,7 @@ class Report:
     outcomes: list[repairs.Outcome] = dataclasses.field(default_factory=list)
     files_checked: int = 0
     bytes_checked: int = 0
+    cleared: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # damaged flags
 
     @property
     def remaining(self) -> int:
@@ -57,6 +58,7 @@ class Report:
             "findings": [f.to_json() for f in self.findings],
             "repaired": [o.to_json() for o in self.outcomes if o.action is not None],
             "left": [o.to_json() for o in self.outcomes if o.action is None and not o.resolved],
+            "cleared": self.cleared,
             "remaining": self.remaining,
             "run_id": self.run_id,
             "mode": self.mode,
@@ -99,6 +101,7 @@ class Verified:
     files: int = 0
     nbytes: int = 0
     last_id: int = 0
+    sound_originals: list[FileRow] = dataclasses.field(default_factory=list)
 
 
 async def verify_rows(
@@ -143,6 +146,8 @@ async def verify_rows(
             out.last_id = row.id
             if finding is None:
                 ok.append(row.id)
+                if row.is_original:
+                    out.sound_originals.append(row)
             else:
                 out.findings.append(finding)
                 log.warning(
@@ -187,6 +192,15 @@ async def run_fsck(
     report.files_checked, report.bytes_checked = verified.files, verified.nbytes
     if repair:
         report.outcomes = await repair_all(store, site, settings, report.findings, report.label)
+        for row in verified.sound_originals:  # restored from a backup since it was flagged
+            if (reason := await store.write(repairs.clear_damaged, row)) is not None:
+                report.cleared.append(
+                    {
+                        "media_id": row.media_id,
+                        "path": row.path,
+                        "detail": f"its original verifies again (was: {reason})",
+                    }
+                )
     await store.write(runs.finish_run, run_id, time.time(), report.remaining, report.to_json())
     log.info(
         "fsck done run=%d findings=%d remaining=%d", run_id, len(report.findings), report.remaining

@@ -68,6 +68,8 @@ def _print_text(report: Report, site: Site) -> None:
         f"fsck {site.root} (run {report.run_id}): {report.files_checked} files, "
         f"{size} bytes verified"
     )
+    for cleared in report.cleared:
+        click.echo(f"no longer damaged: media {cleared['media_id']}: {cleared['detail']}")
     if not report.findings:
         click.echo("clean: every file matches its row, and no file is without one")
         return

@@ -9,6 +9,7 @@ stray job directories; files taken out of service go to content/quarantine/<run>
     missing/mismatch of a derived file -> the corrupt file to quarantine, its row dropped,
                        the job that makes it queued again with fresh attempts, media processing
     missing/mismatch of an original    -> media.damaged set with the reason; nothing moved
+                       (cleared again by a later repair once the original verifies)
                        (unless a crash cut the move queue/ -> originals/ short: the row follows)
     stale_upload    -> removed
     stray_job_dir   -> removed, unless a live process is recorded in it
@@ -28,8 +29,19 @@ from typing import Any
 
 from ..proc import ProcessId
 from .content import move_durable
-from .fsck import Finding, Kind, changed_at, file_row_by_path, find_stale_uploads, identity
+from .fsck import (
+    FileRow,
+    Finding,
+    Kind,
+    changed_at,
+    file_row_by_id,
+    file_row_by_path,
+    find_stale_uploads,
+    identity,
+)
 from .site import Site
+
+DAMAGED_PREFIX = "original "  # media.damaged reasons fsck sets (and may clear) start so
 
 
 class Action(enum.Enum):
@@ -185,7 +197,7 @@ def _flag_damaged(conn: sqlite3.Connection, f: Finding, run_label: str) -> Outco
         return _left(f, "its media row is gone")
     if current["damaged"]:
         return _left(f, f"media already flagged damaged: {current['damaged']}")
-    reason = f"original {f.kind.value}: {f.detail} (found by fsck {run_label})"
+    reason = f"{DAMAGED_PREFIX}{f.kind.value}: {f.detail} (found by fsck {run_label})"
     conn.execute(
         "UPDATE media SET damaged = ?, updated_at = ? WHERE id = ?",
         (reason, time.time(), f.media_id),
@@ -205,6 +217,20 @@ def rows_under(conn: sqlite3.Connection, rel: str) -> bool:
         (rel, len(rel) + 1, rel + "/"),
     ).fetchone()
     return row is not None
+
+
+def clear_damaged(conn: sqlite3.Connection, row: FileRow) -> str | None:
+    """Clear the damaged flag fsck set on a media whose original (`row`, just verified) is
+    sound again, e.g. restored from a backup. Returns the old reason, or None if unchanged."""
+    if file_row_by_id(conn, row.id) != row:
+        return None
+    media = conn.execute("SELECT damaged FROM media WHERE id = ?", (row.media_id,)).fetchone()
+    if media is None or not (media["damaged"] or "").startswith(DAMAGED_PREFIX):
+        return None
+    conn.execute(
+        "UPDATE media SET damaged = NULL, updated_at = ? WHERE id = ?", (time.time(), row.media_id)
+    )
+    return str(media["damaged"])
 
 
 def repair_stale_upload(

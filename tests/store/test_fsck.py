@@ -137,6 +137,14 @@ async def test_flipped_byte_in_an_original_flags_the_media_and_never_moves_it(
     assert damaged["state"] == "ready"  # type: ignore[index]
     assert not any(site.quarantine.rglob("*.jpg"))
 
+    # the admin restores the original from a backup: the next repair clears the flag, once
+    data[12345] ^= 0x01
+    original.write_bytes(bytes(data))
+    restored, after = await repair_twice(site, cfg)
+    assert restored.findings == [] and after.cleared == []
+    assert [c["media_id"] for c in restored.cleared] == ["m1"]
+    assert one(db(site), "SELECT damaged FROM media WHERE id = 'm1'")[0] is None  # type: ignore[index]
+
 
 async def test_deleted_original_in_queue_flags_the_media(site: Site, cfg: Settings) -> None:
     populate(site)
