@@ -63,10 +63,10 @@ async def _fsck(settings: Settings, repair: bool, progress: RichProgress | None)
 
 
 def _print_text(report: Report, site: Site) -> None:
-    size = report.bytes_checked
+    mib = report.bytes_checked / 1024 / 1024
     click.echo(
-        f"fsck {site.root} (run {report.run_id}): {report.files_checked} files, "
-        f"{size} bytes verified"
+        f"fsck {site.root} (run {report.run_id}): {report.files_checked} files,"
+        f" {mib:.1f} MiB verified"
     )
     for cleared in report.cleared:
         click.echo(f"no longer damaged: media {cleared['media_id']}: {cleared['detail']}")
