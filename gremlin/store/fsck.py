@@ -282,6 +282,9 @@ def verify(
         size, sha = hash_file(path, on_chunk)
     except FileNotFoundError:
         return Finding(Kind.MISSING, row.path, row.media_id, f"{row.role} file is missing", row)
+    except OSError as e:  # EIO from a failing disk, EACCES: the bytes cannot be served either
+        detail = f"{row.role} cannot be read: {e.strerror or e}"
+        return Finding(Kind.MISMATCH, row.path, row.media_id, detail, row, identity(before))
     if size != row.size or sha != row.sha256:
         detail = f"{row.role} SHA-256 is {sha[:16]}..., its row says {row.sha256[:16]}..."
         return Finding(Kind.MISMATCH, row.path, row.media_id, detail, row, identity(before))

@@ -398,3 +398,28 @@ async def test_an_original_whose_move_to_originals_was_cut_short_is_settled(
     assert row[0] == "originals/m9/original.jpg"  # type: ignore[index]
     assert one(db(site), "SELECT damaged FROM media WHERE id = 'm9'")[0] is None  # type: ignore[index]
     assert not any(p.is_file() for p in site.quarantine.rglob("*"))
+
+
+async def test_a_file_that_cannot_be_read_is_a_mismatch(
+    site: Site, cfg: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing disk answers EIO (root reads through any permission, so EIO is faked)."""
+    import errno
+
+    from gremlin.store import fsck as checks
+
+    populate(site)
+    real = checks.hash_file
+
+    def failing_disk(path: Path, on_chunk: Any = None) -> tuple[int, str]:
+        if path.name == "thumb.webp":
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(path, on_chunk)
+
+    monkeypatch.setattr(checks, "hash_file", failing_disk)
+    report = await fsck(site, cfg)
+    assert kinds(report) == [("mismatch", "media/m1/thumb.webp", "m1")]
+    assert "cannot be read: Input/output error" in report.findings[0].detail
+    repaired = await fsck(site, cfg, repair=True)
+    assert actions(repaired) == [("requeued", "media/m1/thumb.webp")]
+    assert list(site.quarantine.glob("*/media/m1/thumb.webp"))
