@@ -135,7 +135,7 @@ async def run_import(
                     log.info("imported media: mediagoblin=%d media=%s", entry.id, media[entry.id])
             _outcome(report, mp, why)
 
-        await _apply_collections(store, plan, report, users, media, mapped)
+        await _apply_collections(store, plan, report, users, names, media, mapped)
         for c in plan.comments:
             if (why := _comment_blocked(c.entry_id, media)) is not None:
                 report.skipped.append(_comment_issue(c, why))
@@ -194,6 +194,7 @@ async def _apply_collections(
     plan: Plan,
     report: Report,
     users: Mapping[int, int],
+    names: Mapping[int, str],
     media: Mapping[int, str],
     mapped: Mapping[tuple[Kind, str], str],
 ) -> None:
@@ -204,7 +205,9 @@ async def _apply_collections(
         is_new = (Kind.COLLECTION, str(c.id)) not in mapped
         if not items and not is_new:
             continue
-        cid, _ = await store.write(insert_collection, c, users[c.owner_id], items)
+        cid, _ = await store.write(
+            insert_collection, c, users[c.owner_id], items, names[c.owner_id]
+        )
         if is_new:
             report.add(Kind.COLLECTION, str(c.id), str(cid))
         for _, media_id, _, _, item_id in items:

@@ -229,6 +229,7 @@ def insert_collection(
     c: MgCollection,
     owner_id: int,
     items: list[tuple[int, str, str | None, float, str]],
+    user: str,
 ) -> tuple[int, int]:
     """Create the collection unless an earlier run did; add `items` (position, media id, note,
     added, MediaGoblin item id). Returns (our collection id, items added)."""
@@ -253,7 +254,7 @@ def insert_collection(
             (owner_id, c.title, slug, c.description, c.created),
         )
         collection_id = int(cur.lastrowid or 0)
-        _map(conn, Kind.COLLECTION, str(c.id), str(collection_id), {"slug": c.slug})
+        _map(conn, Kind.COLLECTION, str(c.id), str(collection_id), {"slug": c.slug, "user": user})
     for position, media_id, note, added, item_id in items:
         conn.execute(
             "INSERT INTO collection_items (collection_id, media_id, position, note, added_at)"

@@ -15,6 +15,7 @@ from ..store import latest
 from .api import register as register_api
 from .auth import init_auth
 from .bodies import StreamingHTTPConnection
+from .legacy import register as register_legacy
 from .pages import register as register_pages
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def create_app(runtime: Runtime) -> QuartTrio:
     init_auth(app)
     register_api(app)  # JSON API, tus uploads, files, OpenAPI (gremlin.web.api)
     register_pages(app)  # HTML pages, feeds, oEmbed, admin panel (gremlin.web.pages)
+    register_legacy(app)  # 301s from imported MediaGoblin URLs (gremlin.web.legacy)
 
     @app.get("/healthz")
     async def healthz() -> Any:

