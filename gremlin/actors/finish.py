@@ -166,8 +166,12 @@ def commit_success(
     try:
         for out in outputs:
             if out.src.exists():
-                move_durable(out.src, out.dst)
+                _make_dir_durable(out.dst.parent)
+                os.replace(out.src, out.dst)
                 moved.append(out)
+        for directory in {out.dst.parent for out in moved}:
+            fsync_dir(directory)  # the renames are durable before the rows commit
+        for out in outputs:
             conn.execute(
                 "INSERT INTO files (media_id, role, path, mime, size, sha256, width, height,"
                 " duration, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -203,6 +207,12 @@ def commit_success(
         for out in moved:  # the rows roll back: put the files back where a retry finds them
             os.replace(out.dst, out.src)
         raise
+
+
+def _make_dir_durable(path: Path) -> None:
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        fsync_dir(path.parent)
 
 
 def settle_original(conn: sqlite3.Connection, site: Site, media_id: str) -> bool:
@@ -247,6 +257,11 @@ def _read_result(jobdir: JobDir) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _gather(site: Site, job: JobRow, jobdir: JobDir) -> tuple[dict[str, Any], list[Output]]:
+    result = _read_result(jobdir)
+    return result, collect_outputs(site, job, result)
+
+
 async def finish_job(
     store: Store,
     site: Site,
@@ -263,8 +278,7 @@ async def finish_job(
     backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
     if status is not None and status.ok:
         try:
-            result = await trio.to_thread.run_sync(_read_result, jobdir)
-            outputs = await trio.to_thread.run_sync(collect_outputs, site, job, result)
+            result, outputs = await trio.to_thread.run_sync(_gather, site, job, jobdir)
             media_type = media_type_for(types, job)
             ready = await store.write(
                 commit_success, site, job, outputs, result, media_type, settings

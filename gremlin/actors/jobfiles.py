@@ -108,26 +108,36 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Temporary file, fsync, rename, fsync the directory."""
+# Durability: the scratch files (spec, pid, status, killed) are written atomically (a reader
+# sees all or nothing) but not fsynced. They only matter within one boot: after a power loss
+# the boot id differs, every recorded process is gone, and a job whose status was lost is
+# simply run again. Outputs are fsynced by the runner before its status says "done".
+
+
+def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
+    """Temporary file, rename (and with `durable`, fsync the file and the directory)."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(data).encode())
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def claim_pid_file(jobdir: JobDir, data: dict[str, Any]) -> bool:
     """Create `pid` with `data` unless it exists (link(2) is atomic and never replaces)."""
     tmp = jobdir.path / f".pid.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        return False  # the directory is gone: this attempt was given up
     try:
         os.write(fd, json.dumps(data).encode())
-        os.fsync(fd)
     finally:
         os.close(fd)
     try:
@@ -137,7 +147,6 @@ def claim_pid_file(jobdir: JobDir, data: dict[str, Any]) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    fsync_dir(jobdir.path)
     return True
 
 

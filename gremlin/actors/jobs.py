@@ -167,11 +167,10 @@ async def _job_task(
     try:
         if process is None:
             try:
-                spec = await store.read(build_spec, site, settings, types, job)
+                spec = await store.read(prepare_job, site, settings, types, job)
             except _CannotRun as e:
                 await finish_job(store, site, settings, types, job, None, event=Failed(str(e)))
                 return
-            await trio.to_thread.run_sync(_prepare_dir, jobdir, spec)
             try:
                 await launcher.launch(jobdir.path, warm_module=spec["python"].partition(":")[0])
             except LaunchFailed as e:
@@ -183,9 +182,10 @@ async def _job_task(
                 event = Failed("could not start the job process (see the server log)")
                 await finish_job(store, site, settings, types, job, None, event=event)
                 return
-            await store.write(record_pid, job.id, process)
             log.info("job=%s step=%s media=%s started pid=%d", job.id, job.step, job.media_id,
                      process.pid)  # fmt: skip
+            # The job runs meanwhile: this write delays only our watching, not the job.
+            await store.write(record_pid, job.id, process)
         await wait_exit(process)
         status = await trio.to_thread.run_sync(jobdir.read_status)
         await finish_job(store, site, settings, types, job, status)
@@ -202,9 +202,19 @@ async def _job_task(
         state.wake.set()
 
 
-def _prepare_dir(jobdir: JobDir, spec: dict[str, Any]) -> None:
+def prepare_job(
+    conn: sqlite3.Connection,
+    site: Site,
+    settings: Settings,
+    types: Mapping[str, MediaType],
+    job: JobRow,
+) -> dict[str, Any]:
+    """Build the spec and lay out a fresh job directory with it (one trip to a thread)."""
+    spec = build_spec(conn, site, settings, types, job)
+    jobdir = JobDir(site.jobs / str(job.id))
     jobdir.fresh()
     write_json_atomic(jobdir.spec, spec)
+    return spec
 
 
 async def _stop_and_requeue(

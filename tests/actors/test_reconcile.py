@@ -42,6 +42,9 @@ async def leave_running(engine, settings: Settings, fake: FakeType, site: Site, 
     """Run the supervisor until the job runs, then tear it down as a handover/crash would."""
     async with engine(settings, {"fake": fake}) as runtime:
         process = await wait_for(lambda: running_process(site, media_id), what="job running")
+        [job] = job_rows(site, media_id)
+        started = site.jobs / str(job["id"]) / "out" / "thumb.txt"
+        await wait_for(started.exists, what="the script under way")
         runtime.handed_over = True  # keep_jobs_running: do not stop the transcoders
     assert process.alive() and job_rows(site, media_id)[0]["state"] == "running"
     return process
