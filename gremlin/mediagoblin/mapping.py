@@ -46,25 +46,38 @@ def _rendition_rank(key: str) -> tuple[int, int]:
     return {"webm_video": (1, 0), "webm_audio": (1, 0), "medium": (0, 1)}.get(key, (-1, 0))
 
 
-def choose_source(
+Source = tuple[Path, SourceFrom, str]  # (absolute path, where from, MediaGoblin's file key)
+
+
+def source_candidates(
     entry: MgEntry, public: Path, queue: Path, exists: Callable[[Path], bool]
-) -> tuple[Path, SourceFrom, str] | None:
-    """The best file to import for `entry`: MediaGoblin's original; else the raw upload left
-    in the queue store; else the best rendition MediaGoblin made. None: no file at all."""
+) -> list[Source]:
+    """The files that could stand for `entry`, best first: MediaGoblin's original; the raw
+    upload left in the queue store; then its renditions, largest first (never a thumbnail).
+    Only files that exist."""
+    found: list[Source] = []
     original = entry.file("original")
     if original is not None and exists(public / original.path):
-        return public / original.path, SourceFrom.ORIGINAL, "original"
+        found.append((public / original.path, SourceFrom.ORIGINAL, "original"))
     if entry.queued_media_file and exists(queue / entry.queued_media_file):
-        return queue / entry.queued_media_file, SourceFrom.QUEUE, "queue"
+        found.append((queue / entry.queued_media_file, SourceFrom.QUEUE, "queue"))
     ranked = sorted(
         (f for f in entry.files if _rendition_rank(f.key)[0] >= 0),
         key=lambda f: _rendition_rank(f.key),
         reverse=True,
     )
-    for f in ranked:
-        if exists(public / f.path):
-            return public / f.path, SourceFrom.RENDITION, f.key
-    return None
+    found += [
+        (public / f.path, SourceFrom.RENDITION, f.key) for f in ranked if exists(public / f.path)
+    ]
+    return found
+
+
+def choose_source(
+    entry: MgEntry, public: Path, queue: Path, exists: Callable[[Path], bool]
+) -> Source | None:
+    """The best file to import for `entry`, or None: no file of it exists at all."""
+    found = source_candidates(entry, public, queue, exists)
+    return found[0] if found else None
 
 
 def original_name(source: Path, source_from: SourceFrom) -> str:

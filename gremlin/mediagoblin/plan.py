@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..accounts import NAME_RE
-from .mapping import SourceFrom, choose_source, license_name, original_name
+from .mapping import Source, SourceFrom, license_name, original_name, source_candidates
 from .reader import MgCollection, MgComment, MgEntry, MgInstance, MgUser
 
 SOURCE = "mediagoblin"  # legacy_map.source
@@ -70,6 +70,18 @@ class MediaPlan:
     license: str
     label: str  # "<owner>: <title>", for the report
     history: str  # what MediaGoblin did with it, if it did not finish it (see `history`)
+    fallbacks: tuple[Source, ...] = ()  # if `source` proves unreadable here, in order
+
+    def falling_back(self, to: Source) -> MediaPlan:
+        path, source_from, key = to
+        return dataclasses.replace(
+            self,
+            source=path,
+            source_from=source_from,
+            source_key=key,
+            original_name=original_name(path, source_from),
+            fallbacks=(),
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,13 +144,13 @@ def plan_import(
         if entry.media_type not in SUPPORTED_TYPES:
             skipped.append(issue(f"media type {entry.media_type!r} is not supported here"))
             continue
-        chosen = choose_source(entry, public, queue, exists)
-        if chosen is None:
+        candidates = source_candidates(entry, public, queue, exists)
+        if not candidates:
             where = entry.queued_media_file or ", ".join(f.path for f in entry.files) or "none"
             state = {PROCESSED: ""}.get(entry.state, f"MediaGoblin left it {entry.state}; ")
             problems.append(issue(f"{state}no file of it exists (looked for: {where})"))
             continue
-        source, source_from, key = chosen
+        source, source_from, key = candidates[0]
         if entry.state != PROCESSED:
             pass  # the runner notes it once the upload proved readable (see `history`)
         elif source_from is SourceFrom.RENDITION and entry.media_type != "video":
@@ -172,6 +184,7 @@ def plan_import(
                 license=license_name(entry.license),
                 label=label,
                 history=history(entry),
+                fallbacks=tuple(candidates[1:]),
             )
         )
 

@@ -38,7 +38,7 @@ from .steps import (
     insert_collection,
     insert_comment,
     insert_user,
-    inspect_source,
+    pick_source,
     read_target,
     read_target_nowrite,
 )
@@ -113,7 +113,7 @@ async def run_import(
 
         for mp in plan.media:
             entry = mp.entry
-            _, why = await trio.to_thread.run_sync(inspect_source, mp, types)
+            mp, _, why, fallback = await trio.to_thread.run_sync(pick_source, mp, types)
             if why is None:
                 try:
                     committed = await import_media(
@@ -133,7 +133,7 @@ async def run_import(
                     media[entry.id] = committed.media_id
                     report.add(Kind.MEDIA, str(entry.id), committed.media_id, committed.kind.value)
                     log.info("imported media: mediagoblin=%d media=%s", entry.id, media[entry.id])
-            _outcome(report, mp, why)
+            _outcome(report, mp, why, fallback)
 
         await _apply_collections(store, plan, report, users, names, media, mapped)
         for c in plan.comments:
@@ -150,8 +150,10 @@ def _media_issue(mp: MediaPlan, why: str) -> Issue:
     return Issue(Kind.MEDIA, str(mp.entry.id), mp.label, why, str(mp.source))
 
 
-def _outcome(report: Report, mp: MediaPlan, why: str | None) -> None:
+def _outcome(report: Report, mp: MediaPlan, why: str | None, fallback: str | None) -> None:
     """Report a media's fate; one MediaGoblin had not finished says so either way."""
+    if fallback is not None:
+        report.problems.append(_media_issue(mp, fallback))
     if why is not None:
         report.problems.append(_media_issue(mp, f"{mp.history}; {why}" if mp.history else why))
     elif mp.history:
@@ -225,8 +227,8 @@ async def _simulate(
     for up in plan.users:
         report.add(Kind.USER, str(up.mg.id), "")
     for mp in plan.media:
-        kind, why = await trio.to_thread.run_sync(inspect_source, mp, types)
-        _outcome(report, mp, why)
+        mp, kind, why, fallback = await trio.to_thread.run_sync(pick_source, mp, types)
+        _outcome(report, mp, why, fallback)
         if why is None:
             media[mp.entry.id] = ""
             report.add(Kind.MEDIA, str(mp.entry.id), "", kind)

@@ -148,6 +148,25 @@ def inspect_source(
     return kind, None
 
 
+def pick_source(
+    plan: MediaPlan, types: Mapping[str, MediaType]
+) -> tuple[MediaPlan, str | None, str | None, str | None]:
+    """(plan, media kind, why not importable, why a fallback was taken): the plan's source if
+    it is readable here, else the first readable fallback (e.g. MediaGoblin's rendition of an
+    original in a format we do not take)."""
+    kind, why = inspect_source(plan, types)
+    if why is None:
+        return plan, kind, None, None
+    for candidate in plan.fallbacks:
+        other = plan.falling_back(candidate)
+        kind, other_why = inspect_source(other, types)
+        if other_why is None:
+            what = "its original" if plan.source_key == "original" else "its upload"
+            took = "upload" if other.source_key == "queue" else f"{other.source_key!r} rendition"
+            return other, kind, None, f"{what} is not usable here ({why}); imported its {took}"
+    return plan, None, why, None
+
+
 def media_hook(plan: MediaPlan, username: str) -> Callable[[sqlite3.Connection, str], None]:
     """Runs inside the commit transaction: MediaGoblin's title, slug and date, and the map."""
     entry = plan.entry
