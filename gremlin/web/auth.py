@@ -39,7 +39,6 @@ import hmac
 import secrets
 import sqlite3
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -49,8 +48,9 @@ import trio
 from quart import Quart, Response, current_app, g, redirect, request
 
 from ..accounts import create_user, hash_password, user_for_token, verify_password
-from ..errors import BadRequest, Forbidden, GremlinError, NotFound, Unauthorized
+from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
 from ..runtime import Runtime
+from . import signin
 
 SESSION_COOKIE = "gremlin_session"
 SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600
@@ -59,29 +59,13 @@ CSRF_HEADER = "X-CSRF-Token"
 SIGNIN_PATH = "/signin"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 MAX_FORM_BYTES = 1024 * 1024  # non-streamed form bodies
-MIN_PASSWORD_CHARS = 8
-_DUMMY_HASH = hash_password(secrets.token_hex(8))  # equal work for unknown names
+
 
 V = TypeVar("V", bound=Callable[..., Awaitable[Any]])
 
 
 class CsrfRefused(Forbidden):
     code = "csrf"
-
-
-class AccountDisabled(Forbidden):
-    code = "account_disabled"
-
-
-class SigninThrottled(GremlinError):
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(
-            "too many failed sign-ins from this address", hint="Wait a minute and try again."
-        )
-        self.retry_after = max(1, int(retry_after + 0.999))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,57 +316,12 @@ async def _check_csrf() -> None:
 # -- signing in ------------------------------------------------------------------------------
 
 
-class SigninLimiter:
-    """Failed sign-ins per address over the last minute (pure; time is passed in)."""
-
-    def __init__(self, per_minute: int, window_seconds: float = 60.0) -> None:
-        self.per_minute = per_minute
-        self.window = window_seconds
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, addr: str, now: float) -> deque[float]:
-        q = self._failures.get(addr, deque())
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def retry_after(self, addr: str, now: float) -> float | None:
-        """Seconds to wait before `addr` may try again, or None if it may try now."""
-        if self.per_minute <= 0:
-            return None
-        q = self._recent(addr, now)
-        if len(q) < self.per_minute:
-            return None
-        return q[0] + self.window - now
-
-    def failed(self, addr: str, now: float) -> None:
-        q = self._recent(addr, now)
-        q.append(now)
-        self._failures[addr] = q
-        if len(self._failures) > 10_000:
-            for key in [k for k, v in self._failures.items() if not self._recent(k, now)]:
-                del self._failures[key]
-
-    def succeeded(self, addr: str) -> None:
-        self._failures.pop(addr, None)
-
-
-def _limiter() -> SigninLimiter:
+def _limiter() -> signin.SigninLimiter:
     limiter = current_app.extensions.get("gremlin.signin_limiter")
     if limiter is None:
-        limiter = SigninLimiter(get_runtime().settings.signin_attempts_per_minute)
+        limiter = signin.SigninLimiter(get_runtime().settings.signin_attempts_per_minute)
         current_app.extensions["gremlin.signin_limiter"] = limiter
     return limiter  # type: ignore[no-any-return]
-
-
-def _user_row_by_name(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
-
-
-def _record_signin(conn: sqlite3.Connection, user_id: int, new_hash: str | None) -> None:
-    conn.execute("UPDATE users SET last_signin_at = ? WHERE id = ?", (time.time(), user_id))
-    if new_hash is not None:
-        conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user_id))
 
 
 async def authenticate(name: str, password: str) -> User:
@@ -392,18 +331,20 @@ async def authenticate(name: str, password: str) -> User:
     limiter = _limiter()
     wait = limiter.retry_after(addr, time.monotonic())
     if wait is not None:
-        raise SigninThrottled(wait)
-    row = await runtime.store.read(_user_row_by_name, name)
+        raise signin.SigninThrottled(wait)
+    row = await runtime.store.read(signin.user_row_by_name, name)
     stored = row["password_hash"] if row is not None else None
-    ok, new_hash = await trio.to_thread.run_sync(verify_password, stored or _DUMMY_HASH, password)
+    ok, new_hash = await trio.to_thread.run_sync(
+        lambda: verify_password(stored or signin.dummy_hash(), password)
+    )
     if row is None or not stored or not ok:
         limiter.failed(addr, time.monotonic())
         raise Unauthorized("wrong name or password")
     if row["disabled"]:
-        raise AccountDisabled("this account is disabled", hint="Ask the site's admin.")
+        raise signin.AccountDisabled("this account is disabled", hint="Ask the site's admin.")
     limiter.succeeded(addr)
     if not runtime.store.frozen:
-        await runtime.store.write(_record_signin, row["id"], new_hash)
+        await runtime.store.write(signin.record_signin, row["id"], new_hash)
     user = User.from_row(row)
     if new_hash is not None and not runtime.store.frozen:
         user = dataclasses.replace(user, password_tag=_password_tag(new_hash))
@@ -424,56 +365,26 @@ def sign_out() -> None:
 # -- first run -------------------------------------------------------------------------------
 
 
-def _admin_exists(conn: sqlite3.Connection) -> bool:
-    return conn.execute("SELECT 1 FROM users WHERE is_admin = 1 LIMIT 1").fetchone() is not None
-
-
-def _setup_token_for_link(conn: sqlite3.Connection) -> str | None:
-    if _admin_exists(conn):
-        conn.execute("DELETE FROM meta WHERE key = 'setup_token'")
-        return None
-    row = conn.execute("SELECT value FROM meta WHERE key = 'setup_token'").fetchone()
-    if row is not None:
-        return str(row["value"])
-    token = secrets.token_urlsafe(24)
-    conn.execute("INSERT INTO meta (key, value) VALUES ('setup_token', ?)", (token,))
-    return token
-
-
 async def first_run_link(runtime: Runtime, url: str) -> str | None:
     """When no admin exists: the one-time link that creates one (`serve` prints it)."""
-    token = await runtime.store.write(_setup_token_for_link)
+    token = await runtime.store.write(signin.setup_token_for_link)
     if token is None:
         return None
     base = (runtime.settings.base_url or url).rstrip("/")
     return f"{base}/setup/{token}"
 
 
-def _setup_token_matches(conn: sqlite3.Connection, token: str) -> bool:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'setup_token'").fetchone()
-    return (
-        row is not None
-        and not _admin_exists(conn)
-        and hmac.compare_digest(str(row["value"]), token)
-    )
-
-
 async def setup_token_valid(token: str) -> bool:
-    return await get_runtime().store.read(_setup_token_matches, token)
-
-
-def check_password_rules(password: str) -> None:
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise BadRequest(f"the password is shorter than {MIN_PASSWORD_CHARS} characters")
+    return await get_runtime().store.read(signin.setup_token_matches, token)
 
 
 async def create_first_admin(token: str, name: str, password: str) -> User:
     """Create the admin with the one-time setup token, which is then spent. Signs them in."""
-    check_password_rules(password)
+    signin.check_password_rules(password)
     hashed = await trio.to_thread.run_sync(hash_password, password)
 
     def create(conn: sqlite3.Connection) -> sqlite3.Row:
-        if not _setup_token_matches(conn, token):
+        if not signin.setup_token_matches(conn, token):
             raise NotFound("this setup link is not valid (already used, or an admin exists)")
         user_id = create_user(conn, name, hashed, is_admin=True)
         conn.execute("DELETE FROM meta WHERE key = 'setup_token'")
