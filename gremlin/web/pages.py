@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from quart import Blueprint, Quart, request
+from quart import Blueprint, Quart, current_app, request
 from quart.typing import ResponseReturnValue
 
 from ..errors import GremlinError
@@ -16,14 +17,26 @@ bp.register_error_handler(GremlinError, error_page)
 
 VIDEO_PREFIX = "video_"
 AUDIO_PREFIX = "audio_"
+TAG_CLOUD_SECONDS = 60.0
 
 
 @bp.get("/")
 async def home() -> ResponseReturnValue:
     cursor = queries.Cursor.decode(request.args.get("before"))
     listing = await runtime().store.read(queries.recent_public, cursor)
-    tags = [] if cursor else await runtime().store.read(queries.popular_tags, 24)
+    tags = [] if cursor else await popular_tags()
     return await page("home.html", page=listing, tags=tags)
+
+
+async def popular_tags() -> list[tuple[str, int]]:
+    """The home page's tag cloud, recounted at most once a minute (a full scan of tags)."""
+    cached = current_app.extensions.get("gremlin.popular_tags")
+    now = time.monotonic()
+    if cached is None or now - cached[0] > TAG_CLOUD_SECONDS:
+        tags = await runtime().store.read(queries.popular_tags, 24)
+        cached = (now, tags)
+        current_app.extensions["gremlin.popular_tags"] = cached
+    return cached[1]  # type: ignore[no-any-return]
 
 
 @bp.get("/u/<name>")

@@ -11,7 +11,7 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..errors import Forbidden, GremlinError, NotFound
 from ..runtime import Mode, Runtime
-from . import page_auth, render
+from . import page_auth, render, tiles
 from .queries import Viewer
 
 SITE_NAME = "contentgremlin"
@@ -136,5 +136,6 @@ def install_template_helpers(app: Quart) -> None:
     env.filters["duration"] = render.human_duration
     env.filters["markdown"] = render.safe_markdown
     env.globals["file_url"] = file_url
+    env.globals["tile_html"] = tiles.tile
     env.globals["csrf_token"] = page_auth.csrf_token
     env.globals["SITE_NAME"] = SITE_NAME

@@ -78,7 +78,7 @@ class Page:
 
 _LIST_COLUMNS = (
     "m.id, m.owner_id, m.kind, m.state, m.title, m.visibility, m.width, m.height, m.duration,"
-    " m.created_at, m.ready_at, m.description, u.name AS owner_name"
+    " m.created_at, m.ready_at, m.description"
 )
 
 
@@ -90,22 +90,37 @@ def _page(
     limit: int,
     join: str = "",
 ) -> Page:
-    sql = (
-        f"SELECT {_LIST_COLUMNS} FROM media m JOIN users u ON u.id = m.owner_id {join}"
-        f" WHERE {where}"
-    )
+    # No join with users here: SQLite's planner would scan the (small) users table first and
+    # the media table for each user, losing the index order (measured: 40 ms a gallery page
+    # at 10,000 media, 5 ms without). Owner names come in one query afterwards.
+    sql = f"SELECT {_LIST_COLUMNS} FROM media m {join} WHERE {where}"
     params = list(args)
     if cursor is not None:
-        sql += " AND (m.created_at < ? OR (m.created_at = ? AND m.id < ?))"
+        # The plain `created_at <= ?` lets SQLite seek in the index; the OR breaks ties.
+        sql += " AND m.created_at <= ? AND (m.created_at < ? OR m.id < ?)"
         params += [cursor.created_at, cursor.created_at, cursor.id]
     sql += " ORDER BY m.created_at DESC, m.id DESC LIMIT ?"
     params.append(limit + 1)
     rows = [dict(r) for r in conn.execute(sql, params)]
     more = len(rows) > limit
     rows = rows[:limit]
+    attach_owner_names(conn, rows)
     attach_thumbs(conn, rows)
     nxt = Cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
     return Page(rows, nxt)
+
+
+def attach_owner_names(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
+    owners = sorted({r["owner_id"] for r in rows})
+    if not owners:
+        return
+    names = dict(
+        conn.execute(
+            f"SELECT id, name FROM users WHERE id IN ({','.join('?' * len(owners))})", owners
+        ).fetchall()
+    )
+    for row in rows:
+        row["owner_name"] = names.get(row["owner_id"], "")
 
 
 def attach_thumbs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> None:
