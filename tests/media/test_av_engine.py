@@ -135,6 +135,18 @@ async def test_audio_import_to_ready(site: Site, fast: Settings, tmp_path: Path)
     assert (files["waveform"]["mime"], files["waveform"]["width"]) == ("image/png", 1200)
 
 
+async def test_video_container_with_only_audio_is_routed_to_audio(
+    site: Site, fast: Settings, tmp_path: Path
+) -> None:
+    clip = make_clip(tmp_path / "talk.mkv", video=False, acodec=("-c:a", "libvorbis"))
+    async with running(fast) as store:
+        media_id = await upload(store, fast, clip)
+        media = await settled(site, media_id)
+    assert files_by_role(site, media_id)["original"]["mime"] == "video/x-matroska"  # sniffed
+    assert (media["state"], media["kind"]) == ("ready", "audio"), media["reason"]
+    assert set(files_by_role(site, media_id)) == {"original", "audio_opus", "audio_mp3", "waveform"}
+
+
 async def test_truncated_video_fails_once_with_a_readable_reason(
     site: Site, fast: Settings, tmp_path: Path
 ) -> None:
