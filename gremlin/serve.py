@@ -154,7 +154,6 @@ async def _run_tree(
 ) -> None:
     settings = runtime.settings
     async with trio.open_nursery() as actor_nursery:
-        await actor_nursery.start(serve_writers, runtime, name="writers")
         listener = partial(serve_handover_listener, runtime, sock)
         await actor_nursery.start(partial(supervise, listener, name="handover"), name="handover")
         app = maintenance_gate(create_app(runtime), runtime)
@@ -169,6 +168,8 @@ async def _run_tree(
                 ),
                 name="web",
             )
+            # After the web: in a handover, requests wait in the listen queue until it serves.
+            await actor_nursery.start(serve_writers, runtime, name="writers")
             await runtime.store.write(update_bind, runtime.me, url)
             if announce is not None:
                 announce(url)

@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from ..cli import run, settings_for, site_argument
+from ..media.ffmpeg import check_ffmpeg
 from ..serve import ServeOutcome, announce_stdout, serve
 from ..settings import Settings
 from ..store import Site
@@ -51,6 +52,7 @@ def upgrade_command(site: str | None, bind: str | None) -> None:
     """Replace SITE's running server by this version without refusing a connection, then
     serve; with no server running, upgrade the database offline and exit."""
     settings = settings_for(site, bind=bind)
+    check_ffmpeg(settings)  # as `serve` does, and before the old server is disturbed
     outcome = run(_upgrade, settings, bind)
     if outcome is not None and not outcome.graceful:
         raise SystemExit(1)
