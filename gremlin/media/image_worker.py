@@ -166,13 +166,15 @@ def decode(path: Path, *, max_pixels: int, draft_size: int) -> tuple[Image.Image
     return pixels, info
 
 
-def fit(im: Image.Image, box: int) -> Image.Image:
-    """`im` scaled down to fit a box x box square (never up), keeping its aspect ratio."""
-    scale = box / max(im.size)
-    if scale >= 1:
-        return im
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-    return im.resize(size, RESAMPLE, reducing_gap=2.0)
+def box_size(size: tuple[int, int], box: int) -> tuple[int, int]:
+    """`size` scaled down to fit a box x box square (never up), keeping its aspect ratio."""
+    width, height = size
+    scale = min(1.0, box / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def fit(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return im if im.size == size else im.resize(size, RESAMPLE, reducing_gap=2.0)
 
 
 def _save_webp(im: Image.Image, path: Path, quality: int) -> dict[str, Any]:
@@ -200,8 +202,8 @@ def derive(
         bad_input(str(e))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    medium = fit(pixels, medium_size)
-    thumb = fit(medium, thumb_size)
+    medium = fit(pixels, box_size(pixels.size, medium_size))
+    thumb = fit(medium, box_size(pixels.size, thumb_size))  # sized from the original's ratio
     done = {
         "medium": _save_webp(medium, out / outputs["medium"], quality),
         "thumb": _save_webp(thumb, out / outputs["thumb"], quality),

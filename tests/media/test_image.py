@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from gremlin.media import EXIT_BAD_INPUT, JobView
 from gremlin.media.image import IMAGE, OUTPUTS, sniff_image
@@ -153,3 +155,47 @@ def test_command_and_on_done_contract(tmp_path: Path) -> None:
     assert command.python == "gremlin.media.image_worker:derive" and not command.argv
     assert command.kwargs["thumb_size"] == 111 and command.kwargs["medium_size"] == 222
     assert command.kwargs["quality"] == 50 and command.kwargs["max_pixels"] == 999
+
+
+def _save(im: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _palette_with_hole() -> Image.Image:
+    im = Image.new("P", (300, 200), 1)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    im.paste(0, (0, 0, 150, 200))  # the left half is index 0: transparent
+    return im
+
+
+@pytest.mark.parametrize(
+    ("make", "mode"),
+    [
+        (lambda: _save(Image.new("CMYK", (300, 200), (0, 200, 200, 0)), "JPEG"), "RGB"),
+        (lambda: _save(Image.new("I;16", (300, 200), 40000), "PNG"), "RGB"),
+        (lambda: _save(Image.new("LA", (300, 200), (128, 100)), "PNG"), "RGBA"),
+        (lambda: _save(_palette_with_hole(), "PNG", transparency=0), "RGBA"),
+        (lambda: _save(Image.new("RGBA", (300, 200), (1, 2, 3, 4)), "WEBP"), "RGBA"),
+        (lambda: _save(Image.new("1", (300, 200), 1), "TIFF"), "RGB"),
+    ],
+    ids=["cmyk-jpeg", "16bit-png", "la-png", "palette-transparency", "rgba-webp", "1bit-tiff"],
+)
+def test_unusual_pixel_modes_still_derive(make: Any, mode: str, tmp_path: Path) -> None:
+    original = write(tmp_path / "in", make())
+    result = derive(original, tmp_path / "out", thumb_size=100, medium_size=200)
+    assert (result["width"], result["height"]) == (300, 200)
+    with Image.open(tmp_path / "out" / "thumb.webp") as im:
+        assert im.size == (100, 67) and im.mode == mode
+
+
+def test_an_embedded_icc_profile_is_applied_and_not_kept(tmp_path: Path) -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = _save(Image.new("RGB", (300, 200), (200, 30, 30)), "JPEG", icc_profile=srgb)
+    original = write(tmp_path / "in.jpg", data)
+    derive(original, tmp_path / "out")
+    with Image.open(tmp_path / "out" / "medium.webp") as im:
+        assert "icc_profile" not in im.info
+        r, g, b = im.convert("RGB").getpixel((10, 10))
+        assert r > 150 and g < 80 and b < 80
