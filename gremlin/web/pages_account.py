@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from typing import Any
+
 from quart import Blueprint, redirect, request
 from quart.typing import ResponseReturnValue
 
+from ..accounts import create_token
 from ..errors import GremlinError
 from . import auth
-from .pageutil import error_page, not_found, page, redirect_to, viewer
+from .pageutil import (
+    error_page,
+    not_found,
+    page,
+    redirect_to,
+    require_signed_in,
+    runtime,
+    viewer,
+)
 
 bp = Blueprint("account", __name__)
 bp.register_error_handler(GremlinError, error_page)
@@ -76,3 +89,50 @@ async def setup_post(token: str) -> ResponseReturnValue:
             "setup.html", status=e.status, token=token, name=name, error=e.message, hint=e.hint
         )
     return redirect_to("pages.gallery", done="welcome", name=user.name)
+
+
+# -- API tokens --------------------------------------------------------------------------------
+
+
+def my_tokens(conn: sqlite3.Connection, user_id: int) -> list[dict[str, Any]]:
+    return [
+        dict(r)
+        for r in conn.execute(
+            "SELECT id, label, created_at, last_used_at, revoked_at FROM tokens"
+            " WHERE user_id = ? ORDER BY revoked_at IS NOT NULL, created_at DESC",
+            (user_id,),
+        )
+    ]
+
+
+def revoke_token(conn: sqlite3.Connection, user_id: int, token_id: int) -> None:
+    cur = conn.execute(
+        "UPDATE tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+        (time.time(), token_id, user_id),
+    )
+    if cur.rowcount == 0:
+        raise not_found("token of yours")
+
+
+@bp.get("/account/tokens")
+async def tokens() -> ResponseReturnValue:
+    who = await require_signed_in()
+    rows = await runtime().store.read(my_tokens, who.id)
+    return await page("tokens.html", tokens=rows, new_token=None)
+
+
+@bp.post("/account/tokens")
+async def tokens_create() -> ResponseReturnValue:
+    who = await require_signed_in()
+    label = " ".join((await request.form).get("label", "").split())[:80]
+    token = await runtime().store.write(create_token, who.id, label)
+    rows = await runtime().store.read(my_tokens, who.id)
+    # Shown once, in this response only (never stored: only its hash is).
+    return await page("tokens.html", status=201, tokens=rows, new_token=token, label=label)
+
+
+@bp.post("/account/tokens/<int:token_id>/revoke")
+async def tokens_revoke(token_id: int) -> ResponseReturnValue:
+    who = await require_signed_in()
+    await runtime().store.write(revoke_token, who.id, token_id)
+    return redirect_to("account.tokens", done="revoked")

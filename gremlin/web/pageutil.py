@@ -29,6 +29,7 @@ NOTICES = {
     "created": ("ok", "Collection created."),
     "welcome": ("ok", "Your administrator account is ready. Welcome!"),
     "user_updated": ("ok", "The user is updated."),
+    "revoked": ("ok", "The token is revoked: it no longer works."),
 }
 
 
