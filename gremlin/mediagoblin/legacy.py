@@ -53,8 +53,9 @@ def choose_role(key: str, roles: dict[str, int | None]) -> str | None:
         if videos:
             target = height or 480
             return min(videos, key=lambda r: (abs((videos[r] or 0) - target), r))
-    if key == "webm_audio":
+    if key == "webm_audio":  # Vorbis in WebM: the nearest of ours is Opus, then any audio
         audios = sorted(r for r in roles if r.startswith(AUDIO_PREFIX))
+        audios.sort(key=lambda r: r != f"{AUDIO_PREFIX}opus")
         if audios:
             return audios[0]
     for role in PREFERENCES.get(key, ("original",)):

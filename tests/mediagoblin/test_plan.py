@@ -174,7 +174,7 @@ def test_file_roles_for_old_urls() -> None:
     assert choose_role("webm_480p", video) == "video_360"
     assert choose_role("webm_720p", video) == "video_720"
     assert choose_role("thumb", video) == "thumb"
-    audio = {"original": None, "audio_opus": None, "waveform": None}
+    audio = {"original": None, "audio_mp3": None, "audio_opus": None, "waveform": None}
     assert choose_role("webm_audio", audio) == "audio_opus"
     assert choose_role("spectrogram", audio) == "waveform"
     assert choose_role("whatever", {}) is None
