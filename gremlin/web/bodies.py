@@ -5,8 +5,9 @@ Quart's connection task appends every ASGI `http.request` message to an unbounde
 `StreamingHTTPConnection` keeps the real `receive` in the scope (`RECEIVE_KEY`) and gives Quart
 an empty body instead; the view reads the real stream through `body_reader()`.
 
-`write_stream` writes 1 MiB batches in a worker thread (SHA-256 updated there too) while the
-event loop receives the next batch: at most three batches are in memory per upload.
+`write_stream` writes 1 MiB batches (a list of chunks, one writev) in a worker thread, SHA-256
+updated there too, while the event loop receives the next batch: at most three batches are in
+memory per upload.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..errors import BadRequest, DiskFull, GremlinError, TooLarge
 
 RECEIVE_KEY = "gremlin.receive"
 BATCH_BYTES = 1024 * 1024
+IOV_MAX = 512  # below Linux's 1024
 
 
 class ClientGone(GremlinError):
@@ -119,13 +121,20 @@ def translate_os_error(e: OSError, path: Path) -> Exception:
     return e
 
 
-def _write_all(fd: int, buf: bytearray, digest: Any) -> None:
-    view = memoryview(buf)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+def _write_all(fd: int, parts: list[bytes], digest: Any) -> None:
+    """writev the parts (no copying them into one buffer: that cost more than the write)."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        n = os.writev(fd, views[:IOV_MAX])
+        while n:
+            if n >= len(views[0]):
+                n -= len(views.pop(0))
+            else:
+                views[0] = views[0][n:]
+                n = 0
     if digest is not None:
-        digest.update(buf)
+        for part in parts:
+            digest.update(part)
 
 
 async def write_stream(
@@ -134,31 +143,33 @@ async def write_stream(
     """Append `chunks` to the open file `fd` (updating `digest`); returns the bytes written.
 
     Raises DiskFull (507) on ENOSPC; what was written before stays (the caller decides)."""
-    send, recv = trio.open_memory_channel[bytearray](1)
+    send, recv = trio.open_memory_channel[tuple[list[bytes], int]](1)
     written = 0
 
     async def writer() -> None:
         nonlocal written
         async with recv:
-            async for buf in recv:
+            async for parts, size in recv:
                 try:
-                    await trio.to_thread.run_sync(_write_all, fd, buf, digest)
+                    await trio.to_thread.run_sync(_write_all, fd, parts, digest)
                 except OSError as e:
                     raise translate_os_error(e, path) from e
-                written += len(buf)
+                written += size
 
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(writer, name=f"write-{path.name}")
             async with send:
-                buf = bytearray()
+                parts: list[bytes] = []
+                size = 0
                 async for chunk in chunks:
-                    buf += chunk
-                    if len(buf) >= BATCH_BYTES:
-                        await send.send(buf)
-                        buf = bytearray()
-                if buf:
-                    await send.send(buf)
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size >= BATCH_BYTES or len(parts) >= IOV_MAX:
+                        await send.send((parts, size))
+                        parts, size = [], 0
+                if parts:
+                    await send.send((parts, size))
     except BaseExceptionGroup as group:
         raise _leaf(group) from None
     return written

@@ -105,7 +105,7 @@ async def test_disk_full_is_507_and_partial_removed(
 ) -> None:
     _, token = await add_user(runtime.store, "alice")
 
-    def full(fd: int, buf: bytearray, digest: Any) -> None:
+    def full(fd: int, parts: list[bytes], digest: Any) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(bodies, "_write_all", full)

@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 
 from gremlin.runtime import Runtime
 from gremlin.web import auth
-from gremlin.web.auth import SigninLimiter
+from gremlin.web.signin import SigninLimiter
 
 from .conftest import PASSWORD, add_user, bearer
 
