@@ -16,6 +16,7 @@ import base64
 import dataclasses
 import functools
 import logging
+import mimetypes
 import re
 import secrets
 import sqlite3
@@ -49,6 +50,22 @@ EXTENSIONS = {
     "image/heic": "heic",
     "image/heif": "heif",
     "image/avif": "avif",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+    "video/x-matroska": "mkv",
+    "video/x-msvideo": "avi",
+    "video/x-flv": "flv",
+    "video/mpeg": "mpg",
+    "video/mp2t": "ts",
+    "audio/mpeg": "mp3",
+    "audio/flac": "flac",
+    "audio/ogg": "ogg",
+    "audio/wav": "wav",
+    "audio/aiff": "aiff",
+    "audio/x-caf": "caf",
+    "audio/mp4": "m4a",
+    "audio/aac": "aac",
 }
 
 
@@ -86,6 +103,8 @@ def new_media_id() -> str:
 def extension_for(mime: str) -> str:
     if mime in EXTENSIONS:
         return EXTENSIONS[mime]
+    if guessed := mimetypes.guess_extension(mime, strict=False):
+        return guessed.lstrip(".")
     sub = mime.partition("/")[2].split(";")[0].split("+")[0]
     return re.sub(r"[^a-z0-9]", "", sub.lower())[:8] or "bin"
 

@@ -15,6 +15,7 @@ from gremlin.media import Kind, PlannedJob, load_media_types
 from gremlin.media.commit import (
     commit_upload,
     display_name,
+    extension_for,
     new_media_id,
     normalise_tags,
 )
@@ -163,6 +164,14 @@ async def test_a_size_mismatch_is_an_incomplete_upload(
         await commit_upload(
             store, settings, owner_id=owner, staged=staged, original_name="a", size=10**9
         )
+
+
+def test_extensions_come_from_the_sniffed_type() -> None:
+    assert extension_for("image/jpeg") == "jpg"
+    assert extension_for("video/quicktime") == "mov"
+    assert extension_for("video/x-matroska") == "mkv"
+    assert extension_for("application/x-thing+json") == "xthing"
+    assert extension_for("weird") == "bin"
 
 
 def test_names_ids_and_tags() -> None:
