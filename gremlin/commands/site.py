@@ -15,6 +15,7 @@ from ..media.ffmpeg import status as ffmpeg_status
 from ..serve import announce_stdout, serve
 from ..settings import describe
 from ..store import init_site, open_store
+from ..store.handover import active_handover
 from ..store.server_record import read_server
 
 
@@ -60,12 +61,13 @@ async def _status(settings: Any) -> dict[str, Any]:
     async with open_store(settings.db_path) as store:
         record = await store.read(read_server)
         counts = await store.read(status_counts)
+        upgrading = await store.read(active_handover)  # the server row is left as it is
     server = None
     if record is not None and record.alive():
         server = {
             "pid": record.process.pid,
             "version": record.version,
-            "mode": record.mode,
+            "mode": "maintenance" if upgrading is not None else record.mode,
             "bind": record.bind,
         }
     ffmpeg = await trio.to_thread.run_sync(ffmpeg_status, settings)

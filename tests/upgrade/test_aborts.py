@@ -3,6 +3,7 @@ take over as from a stale record."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def test_new_process_killed_mid_copy_old_leaves_maintenance(
     new = UpgradeProcess(filled.root, env={**SLOW, "GREMLIN_TEST_SLOW_STEP_SECONDS": "60"})
     wait_stage(filled.db, "copying")
     assert wait_health(old.url, lambda h: h["mode"] == "maintenance")["pid"] == old.proc.pid
+    status = run_gremlin("status", str(filled.root), "--json")
+    assert json.loads(status.stdout)["server"]["mode"] == "maintenance"
+    refused = run_gremlin("adduser", str(filled.root), "eve", "--password-stdin",
+                          input="a long password\n")  # fmt: skip
+    assert refused.returncode == 1 and "under way" in refused.stderr
     new.proc.kill()
     new.proc.wait()
     killed = time.monotonic()
