@@ -108,3 +108,39 @@ async def test_users_and_collections_redirect(client: Any) -> None:
     assert (await client.get("/u/nobody/")).status_code == 404
     # Our own gallery route, without the slash, is not shadowed by the legacy one.
     assert (await client.get("/u/carol")).status_code == 200
+
+
+async def test_imported_users_sign_in_with_their_mediagoblin_password(
+    client: Any, site: Site
+) -> None:
+    from ..web.pageclient import csrf_from
+
+    def stored(name: str) -> str:
+        conn = sqlite3.connect(site.db)
+        try:
+            return str(
+                conn.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()[
+                    0
+                ]
+            )
+        finally:
+            conn.close()
+
+    assert stored("alice").startswith("$2b$")
+    wrong = await client.post(
+        "/signin",
+        form={"name": "alice", "password": "nope", "csrf_token": await csrf_from(client)},
+    )
+    assert wrong.status_code == 401 and stored("alice").startswith("$2b$")
+    right = await client.post(
+        "/signin",
+        form={
+            "name": "alice",
+            "password": "alicepass123",
+            "csrf_token": await csrf_from(client),
+            "next": "/",
+        },
+    )
+    assert right.status_code == 303
+    assert stored("alice").startswith("$argon2id$")  # rehashed on the first success
+    assert stored("bob").startswith("$2b$")
