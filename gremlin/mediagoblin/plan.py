@@ -19,7 +19,7 @@ from .mapping import Source, SourceFrom, license_name, original_name, source_can
 from .reader import MgCollection, MgComment, MgEntry, MgInstance, MgUser
 
 SOURCE = "mediagoblin"  # legacy_map.source
-SUPPORTED_TYPES = ("image", "video", "audio")
+SUPPORTED_TYPES = ("image", "raw_image", "video", "audio")  # raw: via its JPEG rendition
 PROCESSED = "processed"
 
 
@@ -280,7 +280,7 @@ def _plan_users(
         mine = existing.get(u.username.casefold())
         name, merge = u.username, None
         if mine is not None:
-            same = mine.email is None or (u.email or "").casefold() == mine.email.casefold()
+            same = bool(u.email and mine.email and u.email.casefold() == mine.email.casefold())
             if same:
                 merge = mine.id
                 notes.append(

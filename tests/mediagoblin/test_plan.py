@@ -125,12 +125,14 @@ def test_a_taken_name_is_merged_by_email_or_renamed(instance: MgInstance, mg: Mg
         "alice": ExistingUser(5, "Alice", "ALICE@example.org"),
         "bob": ExistingUser(6, "bob", "someone-else@example.org"),
         "bob-mg": ExistingUser(7, "bob-mg", None),
+        "carol": ExistingUser(8, "carol", None),  # no e-mail to prove it is her: not merged
     }
     p = plan(instance, mg, existing_users=existing)
     users = {u.mg.username: u for u in p.users}
     assert users["alice"].merge_into == 5
     assert users["bob"].merge_into is None and users["bob"].name == "bob-mg2"
-    assert [(i.source_id, "taken" in i.why) for i in p.problems] == [("2", True)]
+    assert users["carol"].merge_into is None and users["carol"].name == "carol-mg"
+    assert [(i.source_id, "taken" in i.why) for i in p.problems] == [("2", True), ("3", True)]
 
 
 def test_owners_and_authors_not_imported(instance: MgInstance, mg: MgCopy) -> None:
