@@ -68,7 +68,7 @@ async def set_user(user_id: int) -> ResponseReturnValue:
     who = await require_admin()
     form = await request.form
     disabled = form.get("action") == "disable"
-    await runtime().store.write(admin_db.set_disabled, user_id, disabled, who.id)
+    await runtime().store.write(admin_db.set_disabled, user_id, disabled, who.user_id)
     return redirect_to("admin.panel", done="user_updated", _anchor="users")
 
 

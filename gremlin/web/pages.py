@@ -36,7 +36,8 @@ async def popular_tags() -> list[tuple[str, int]]:
         tags = await runtime().store.read(queries.popular_tags, 24)
         cached = (now, tags)
         current_app.extensions["gremlin.popular_tags"] = cached
-    return cached[1]  # type: ignore[no-any-return]
+    tags_now: list[tuple[str, int]] = cached[1]
+    return tags_now
 
 
 @bp.get("/u/<name>")
@@ -113,7 +114,7 @@ async def media_page(media_id: str) -> ResponseReturnValue:
     if who.signed_in and media["state"] == "ready":
         from .collections_db import collections_of
 
-        collections = await runtime().store.read(collections_of, who.id)
+        collections = await runtime().store.read(collections_of, who.user_id)
     media_url = absolute(f"/m/{media_id}")
     return await page(
         "media.html",

@@ -49,7 +49,7 @@ async def signin_post() -> ResponseReturnValue:
         user = await auth.authenticate(name, form.get("password", ""))
     except GremlinError as e:
         headers = {"Retry-After": str(e.retry_after)} if hasattr(e, "retry_after") else {}
-        body, status, base = await page(  # type: ignore[misc]
+        body, status, base = await page(
             "signin.html", status=e.status, next=target, name=name, error=e.message, hint=e.hint
         )
         return body, status, {**base, **headers}
@@ -117,7 +117,7 @@ def revoke_token(conn: sqlite3.Connection, user_id: int, token_id: int) -> None:
 @bp.get("/account/tokens")
 async def tokens() -> ResponseReturnValue:
     who = await require_signed_in()
-    rows = await runtime().store.read(my_tokens, who.id)
+    rows = await runtime().store.read(my_tokens, who.user_id)
     return await page("tokens.html", tokens=rows, new_token=None)
 
 
@@ -125,8 +125,8 @@ async def tokens() -> ResponseReturnValue:
 async def tokens_create() -> ResponseReturnValue:
     who = await require_signed_in()
     label = " ".join((await request.form).get("label", "").split())[:80]
-    token = await runtime().store.write(create_token, who.id, label)
-    rows = await runtime().store.read(my_tokens, who.id)
+    token = await runtime().store.write(create_token, who.user_id, label)
+    rows = await runtime().store.read(my_tokens, who.user_id)
     # Shown once, in this response only (never stored: only its hash is).
     return await page("tokens.html", status=201, tokens=rows, new_token=token, label=label)
 
@@ -134,5 +134,5 @@ async def tokens_create() -> ResponseReturnValue:
 @bp.post("/account/tokens/<int:token_id>/revoke")
 async def tokens_revoke(token_id: int) -> ResponseReturnValue:
     who = await require_signed_in()
-    await runtime().store.write(revoke_token, who.id, token_id)
+    await runtime().store.write(revoke_token, who.user_id, token_id)
     return redirect_to("account.tokens", done="revoked")

@@ -54,7 +54,7 @@ async def create() -> ResponseReturnValue:
     who = await require_signed_in()
     form = await request.form
     slug = await runtime().store.write(
-        cdb.create_collection, who.id, form.get("title", ""), form.get("description", "")
+        cdb.create_collection, who.user_id, form.get("title", ""), form.get("description", "")
     )
     return redirect_to("collections.collection", done="created", name=who.name, slug=slug)
 
@@ -65,7 +65,7 @@ async def add_item() -> ResponseReturnValue:
     form = await request.form
     coll_id = _int(form.get("collection_id"), "collection_id")
     media_id = form.get("media_id", "")
-    slug = await runtime().store.write(cdb.add_item, coll_id, who.id, media_id, who)
+    slug = await runtime().store.write(cdb.add_item, coll_id, who.user_id, media_id, who)
     return redirect_to("collections.collection", done="added", name=who.name, slug=slug)
 
 
@@ -74,7 +74,7 @@ async def remove_item(collection_id: int) -> ResponseReturnValue:
     who = await require_signed_in()
     form = await request.form
     slug = await runtime().store.write(
-        cdb.remove_item, collection_id, who.id, form.get("media_id", "")
+        cdb.remove_item, collection_id, who.user_id, form.get("media_id", "")
     )
     return redirect_to("collections.collection", done="removed", name=who.name, slug=slug)
 
@@ -88,7 +88,7 @@ async def move_item(collection_id: int) -> ResponseReturnValue:
     except ValueError:
         raise BadRequest("move must be up, down or top") from None
     slug = await runtime().store.write(
-        cdb.move_item, collection_id, who.id, form.get("media_id", ""), move
+        cdb.move_item, collection_id, who.user_id, form.get("media_id", ""), move
     )
     return redirect_to("collections.collection", name=who.name, slug=slug)
 
@@ -96,5 +96,5 @@ async def move_item(collection_id: int) -> ResponseReturnValue:
 @bp.post("/collections/<int:collection_id>/delete")
 async def delete(collection_id: int) -> ResponseReturnValue:
     who = await require_signed_in()
-    await runtime().store.write(cdb.delete_collection, collection_id, who.id)
+    await runtime().store.write(cdb.delete_collection, collection_id, who.user_id)
     return redirect_to("collections.of_user", name=who.name)

@@ -63,7 +63,7 @@ async def upload_post() -> ResponseReturnValue:
     from . import uploads_form  # helper C1's streamed multipart commit
 
     who = await require_signed_in()
-    media_id = await uploads_form.receive_form_upload(who.id)
+    media_id = await uploads_form.receive_form_upload(who.user_id)
     return redirect_to("pages.media_page", done="uploaded", media_id=media_id)
 
 

@@ -34,14 +34,16 @@ NOTICES = {
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["gremlin"]  # type: ignore[no-any-return]
+    rt: Runtime = current_app.extensions["gremlin"]
+    return rt
 
 
 async def viewer() -> Viewer:
     """The signed-in user of this request (cached on `g`), or the visitor."""
     if "viewer" not in g:
         g.viewer = await page_auth.current_viewer()
-    return g.viewer  # type: ignore[no-any-return]
+    who: Viewer = g.viewer
+    return who
 
 
 async def require_signed_in() -> Viewer:
@@ -78,7 +80,10 @@ def absolute(path: str) -> str:
     return base + path
 
 
-async def page(template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+Page = tuple[str, int, dict[str, str]]
+
+
+async def page(template: str, status: int = 200, **context: Any) -> Page:
     """Render a page with the shared context (viewer, notices, maintenance banner)."""
     rt = runtime()
     done = request.args.get("done", "")
@@ -115,7 +120,7 @@ async def error_page(e: GremlinError) -> ResponseReturnValue:
         503: "Paused for an upgrade",
     }
     headers = {"Retry-After": "5"} if e.status == 503 else {}
-    body, status, base_headers = await page(  # type: ignore[misc]
+    body, status, base_headers = await page(
         "error.html",
         status=e.status,
         heading=headings.get(e.status, "Something went wrong"),

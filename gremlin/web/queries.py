@@ -35,6 +35,13 @@ class Viewer:
     def owns(self, owner_id: int) -> bool:
         return self.id is not None and self.id == owner_id
 
+    @property
+    def user_id(self) -> int:
+        """The signed-in user's id (only after a sign-in check)."""
+        if self.id is None:
+            raise ValueError("a visitor has no user id")
+        return self.id
+
     def may_manage(self, owner_id: int) -> bool:
         return self.is_admin or self.owns(owner_id)
 

@@ -34,7 +34,7 @@ def tile(m: dict[str, Any], file_url: Callable[[str, str], str], show_owner: boo
         pic += f'<span class="badges">{"".join(badges)}</span>'
     if m.get("duration"):
         pic += f'<span class="dur">{escape(render.human_duration(m["duration"]))}</span>'
-    by = escape(render.human_date(m["created_at"]))
+    by = str(escape(render.human_date(m["created_at"])))
     if show_owner:
         owner = escape(m["owner_name"])
         by = f'by <a href="/u/{owner}">{owner}</a> · {by}'
