@@ -136,7 +136,14 @@ async def edit_media(media_id: str) -> ResponseReturnValue:
     changes = media_edit.MediaChanges.from_form(merged)
     await store.write(media_edit.update_media, media_id, changes)
     log.info("media edited: media=%s by=%s keys=%s", media_id, who.name, ",".join(patch))
-    return await store.read(api_queries.get_media, media_id, who, base_url())
+    return await _represent(media_id, who)
+
+
+async def _represent(media_id: str, who: Viewer) -> dict[str, Any]:
+    found = await get_runtime().store.read(api_queries.get_media, media_id, who, base_url())
+    if found is None:
+        raise NotFound(f"no media {media_id}")
+    return found
 
 
 def _tags_of(conn: Any, media_id: str) -> list[str]:
@@ -166,7 +173,7 @@ async def retry_media(media_id: str) -> ResponseReturnValue:
     requeued = await runtime.store.write(requeue_failed_jobs, media_id)
     runtime.nudge_jobs()
     log.info("media retried: media=%s by=%s jobs=%d", media_id, who.name, requeued)
-    return await runtime.store.read(api_queries.get_media, media_id, who, base_url())
+    return await _represent(media_id, who)
 
 
 def register(app: Any) -> None:

@@ -92,7 +92,7 @@ def _password_tag(password_hash: str | None) -> str:
 
 
 def get_runtime() -> Runtime:
-    return current_app.extensions["gremlin"]  # type: ignore[no-any-return]
+    return current_app.extensions["gremlin"]
 
 
 def base_url() -> str:
@@ -125,15 +125,17 @@ async def _serializer() -> itsdangerous.URLSafeTimedSerializer:
     cached = current_app.extensions.get("gremlin.session_serializer")
     if cached is None:
         store = get_runtime().store
-        secret = await store.read(_read_secret) or await store.write(_get_or_create_secret)
+        secret = await store.read(_read_secret)
+        if secret is None:
+            secret = await store.write(_get_or_create_secret)
         cached = itsdangerous.URLSafeTimedSerializer(secret, salt="gremlin.session")
         current_app.extensions["gremlin.session_serializer"] = cached
-    return cached  # type: ignore[no-any-return]
+    return cached
 
 
 def _session() -> dict[str, Any]:
     """This request's session payload: {"c": csrf} and, signed in, {"u": id, "p": tag}."""
-    return g.gremlin_session  # type: ignore[no-any-return]
+    return g.gremlin_session
 
 
 def _save_session(payload: dict[str, Any] | None) -> None:
@@ -198,7 +200,7 @@ async def current_user() -> User | None:
     A bearer token that is wrong, revoked or belongs to a disabled user is a 401, never a
     silent fall back to "visitor"."""
     if hasattr(g, "gremlin_user"):
-        return g.gremlin_user  # type: ignore[no-any-return]
+        return g.gremlin_user
     store = get_runtime().store
     user: User | None = None
     token = _bearer_token()
@@ -321,7 +323,7 @@ def _limiter() -> signin.SigninLimiter:
     if limiter is None:
         limiter = signin.SigninLimiter(get_runtime().settings.signin_attempts_per_minute)
         current_app.extensions["gremlin.signin_limiter"] = limiter
-    return limiter  # type: ignore[no-any-return]
+    return limiter
 
 
 async def authenticate(name: str, password: str) -> User:

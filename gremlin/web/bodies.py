@@ -15,9 +15,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
@@ -80,12 +80,12 @@ class BodyReader:
         self.received = 0
         self.complete = False
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
         while not self.complete:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 raise ClientGone("the connection closed before the upload was complete")
-            body = message.get("body", b"")
+            body = cast(bytes, message.get("body", b""))
             self.complete = not message.get("more_body", False)
             self.received += len(body)
             if self.received > self.limit:
@@ -112,7 +112,7 @@ def body_reader(limit: int) -> BodyReader:
             raise BadRequest("Content-Length is not a number")
         if int(length) > limit:
             raise too_large(limit)
-    return BodyReader(receive, limit)
+    return BodyReader(cast(ASGIReceiveCallable, receive), limit)
 
 
 def translate_os_error(e: OSError, path: Path) -> Exception:

@@ -134,5 +134,5 @@ async def _respond(fd: int, found: dict[str, Any], role: str, accel: str) -> Res
     else:
         body = _chunks(fd, start, length)
         response = Response(body, status=status, headers=headers, content_type=found["mime"])
-    response.timeout = None  # type: ignore[assignment]  # long downloads are never cut
+    response.timeout = None  # long downloads are never cut
     return response

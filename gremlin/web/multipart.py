@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +54,13 @@ def boundary_of(content_type: str | None) -> bytes:
     return boundary.encode("latin-1")
 
 
-async def _events(reader: BodyReader, decoder: MultipartDecoder) -> AsyncIterator[Any]:
+async def _events(reader: BodyReader, decoder: MultipartDecoder) -> AsyncGenerator[Any, None]:
     try:
         async with contextlib.aclosing(reader.chunks()) as chunks:
             async for chunk in chunks:
                 view = memoryview(chunk)
                 for start in range(0, len(view), FEED_BYTES):
-                    decoder.receive_data(view[start : start + FEED_BYTES])
+                    decoder.receive_data(view[start : start + FEED_BYTES])  # type: ignore[arg-type]
                     while (event := decoder.next_event()) is not NEED_DATA:
                         yield event
         decoder.receive_data(None)
@@ -126,7 +126,7 @@ async def _receive_file(
     upload.staged = incoming / f"form-{secrets.token_hex(12)}.part"
     digest = new_digest()
 
-    async def file_data() -> AsyncIterator[bytes]:
+    async def file_data() -> AsyncGenerator[bytes, None]:
         size = 0
         async for event in events:
             if not isinstance(event, Data):

@@ -65,7 +65,8 @@ class _Live:
 
 
 def _live() -> _Live:
-    return current_app.extensions.setdefault("gremlin.tus", _Live())  # type: ignore[no-any-return]
+    live: _Live = current_app.extensions.setdefault("gremlin.tus", _Live())
+    return live
 
 
 @bp.after_request
