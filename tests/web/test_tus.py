@@ -191,3 +191,48 @@ async def test_complete_but_uncommitted_upload_is_reconciled(
     assert await media_count(runtime) == 2
     keys = await runtime.store.read(lambda c: [r[0] for r in c.execute("SELECT key FROM meta")])
     assert not [k for k in keys if k.startswith("tus_upload:")]  # forgotten once recorded
+
+
+async def test_session_uploads_need_the_csrf_header(app: QuartTrio, runtime: Runtime) -> None:
+    from .test_auth import add_probe_routes, sign_in
+
+    await add_user(runtime.store, "alice")
+    add_probe_routes(app)
+    data = jpeg_bytes()
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        await sign_in(client, "alice")
+        csrf = {"X-CSRF-Token": (await (await client.get("/t/me")).get_json())["csrf"]}
+        headers = {**TUS, "Upload-Length": str(len(data))}
+        refused = await client.post("/api/v1/uploads", headers=headers)
+        assert refused.status_code == 403
+        made = await client.post("/api/v1/uploads", headers={**headers, **csrf})
+        assert made.status_code == 201
+        url = path_of(made.headers["Location"])
+        body = {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+        assert (await client.patch(url, data=data, headers=body)).status_code == 403
+        done = await client.patch(url, data=data, headers={**body, **csrf})
+        assert done.status_code == 204 and done.headers["Gremlin-Media-Id"]
+
+
+async def test_maintenance_pauses_uploads_and_resume_commits(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    from gremlin.runtime import Mode
+
+    _, token = await add_user(runtime.store, "alice")
+    data = jpeg_bytes()
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        url = path_of((await create(client, token, len(data))).headers["Location"])
+        await patch(client, token, url, 0, data[:100])
+        runtime.mode = Mode.MAINTENANCE
+        paused = await patch(client, token, url, 100, data[100:])
+        assert paused.status_code == 503 and paused.headers["Retry-After"]
+        assert (await create(client, token, 10)).status_code == 503
+        head = await client.head(url, headers={**TUS, **bearer(token)})
+        assert head.headers["Upload-Offset"] == "100"  # reads go on
+        runtime.mode = Mode.NORMAL
+        done = await patch(client, token, url, 100, data[100:])
+        assert done.status_code == 204 and done.headers["Gremlin-Media-Id"]
+    assert await media_count(runtime) == 1
