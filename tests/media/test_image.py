@@ -199,3 +199,17 @@ def test_an_embedded_icc_profile_is_applied_and_not_kept(tmp_path: Path) -> None
         assert "icc_profile" not in im.info
         r, g, b = im.convert("RGB").getpixel((10, 10))
         assert r > 150 and g < 80 and b < 80
+
+
+def test_heic_with_exif_orientation_is_upright_and_not_rotated_twice(tmp_path: Path) -> None:
+    from .images import camera_exif, gradient
+
+    buf = io.BytesIO()
+    gradient((400, 300)).save(buf, "HEIF", exif=camera_exif(6).tobytes())
+    original = write(tmp_path / "in.heic", buf.getvalue())
+    result = derive(original, tmp_path / "out", thumb_size=100, medium_size=200)
+    assert result["exif"]["model"] == "GC-1"
+    with Image.open(tmp_path / "out" / "medium.webp") as im:
+        assert im.size == (150, 200)
+        top, bottom = im.convert("RGB").getpixel((75, 20)), im.convert("RGB").getpixel((75, 180))
+        assert top[0] > 150 and bottom[2] > 150, (top, bottom)
