@@ -10,13 +10,14 @@ import trio
 from quart import Blueprint, request
 from quart.typing import ResponseReturnValue
 
-from ..errors import GremlinError
+from ..errors import BadRequest, GremlinError
 from ..store.queries import status_counts
 from . import admin_db
 from .pages_media import retry_processing
 from .pageutil import error_page, page, redirect_to, require_admin, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+MIB = 1024 * 1024
 bp.register_error_handler(GremlinError, error_page)
 
 
@@ -53,6 +54,7 @@ async def panel() -> ResponseReturnValue:
         ffmpeg=await ffmpeg_facts(),
         rt=rt,
         uptime=time.time() - rt.started_at,
+        default_quota=rt.settings.user_quota_bytes,
     )
 
 
@@ -69,6 +71,18 @@ async def set_user(user_id: int) -> ResponseReturnValue:
     form = await request.form
     disabled = form.get("action") == "disable"
     await runtime().store.write(admin_db.set_disabled, user_id, disabled, who.user_id)
+    return redirect_to("admin.panel", done="user_updated", _anchor="users")
+
+
+@bp.post("/users/<int:user_id>/quota")
+async def set_quota(user_id: int) -> ResponseReturnValue:
+    await require_admin()
+    text = (await request.form).get("quota_mib", "").strip()
+    try:
+        quota = None if text == "" else int(float(text) * MIB)
+    except ValueError:
+        raise BadRequest("the quota is in MiB (0: unlimited; empty: the default)") from None
+    await runtime().store.write(admin_db.set_quota, user_id, quota)
     return redirect_to("admin.panel", done="user_updated", _anchor="users")
 
 

@@ -79,3 +79,14 @@ def set_disabled(conn: sqlite3.Connection, user_id: int, disabled: bool, actor_i
         raise NotFound("there is no such user")
     conn.execute("UPDATE users SET disabled = ? WHERE id = ?", (int(disabled), user_id))
     return str(row["name"])
+
+
+def set_quota(conn: sqlite3.Connection, user_id: int, quota_bytes: int | None) -> str:
+    """A user's own storage quota (None: the site's `user_quota_bytes`; 0: unlimited)."""
+    if quota_bytes is not None and quota_bytes < 0:
+        raise BadRequest("a quota cannot be negative")
+    row = conn.execute("SELECT name FROM users WHERE id = ?", (user_id,)).fetchone()
+    if row is None:
+        raise NotFound("there is no such user")
+    conn.execute("UPDATE users SET quota_bytes = ? WHERE id = ?", (quota_bytes, user_id))
+    return str(row["name"])

@@ -226,3 +226,24 @@ async def test_first_run_setup_creates_the_admin_once(app: QuartTrio, store: Sto
         lambda c: c.execute("SELECT is_admin FROM users WHERE name='boss'").fetchone()[0]
     )
     assert is_admin == 1
+
+
+async def test_admin_sets_a_user_quota(app: QuartTrio, store: Store) -> None:
+    await add_user(store, "root", admin=True)
+    uid, _ = await add_user(store, "ann")
+    admin = await signed_in(app, "root")
+
+    async def quota() -> int | None:
+        return await store.read(
+            lambda c: c.execute("SELECT quota_bytes FROM users WHERE id = ?", (uid,)).fetchone()[0]
+        )
+
+    path = f"/admin/users/{uid}/quota"
+    assert (await post_form(admin, path, {"quota_mib": "1.5"}, "/admin")).status_code == 303
+    assert await quota() == 1572864
+    assert (await post_form(admin, path, {"quota_mib": "lots"}, "/admin")).status_code == 400
+    assert await quota() == 1572864
+    await post_form(admin, path, {"quota_mib": ""}, "/admin")
+    assert await quota() is None  # back to the site's default
+    ann = await signed_in(app, "ann")
+    assert (await post_form(ann, path, {"quota_mib": "999"})).status_code == 403
