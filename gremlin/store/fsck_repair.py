@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..proc import ProcessId
-from .content import move_durable
+from .content import fsync_dir, move_durable
 from .fsck import (
     FileRow,
     Finding,
@@ -85,6 +85,20 @@ def quarantine_target(quarantine: Path, rel: str) -> Path:
     return target
 
 
+def quarantine_file(path: Path, target: Path) -> None:
+    """Rename `path` to `target`, creating (and fsyncing into their parents) every new directory
+    on the way, so that after a power cut the file is in one place or the other, never lost."""
+    missing = []
+    parent = target.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for directory in reversed(missing):
+        directory.mkdir()
+        fsync_dir(directory.parent)
+    move_durable(path, target)
+
+
 def live_process_in(job_dir: Path) -> str | None:
     """Why `job_dir` must be left alone (a live or unreadable process record), else None."""
     pid_file = job_dir / "pid"
@@ -121,7 +135,7 @@ def repair_orphan(
             f, f"changed {age:.0f} s ago, it may be an upload being committed: run fsck again"
         )
     target = quarantine_target(quarantine, f.path)
-    move_durable(path, target)
+    quarantine_file(path, target)
     moved = target.relative_to(site.content).as_posix()
     return Outcome(f, Action.QUARANTINED, f"moved to {moved}", resolved=True)
 
@@ -184,7 +198,7 @@ def repair_file(
     moved = ""
     if st is not None:
         target = quarantine_target(quarantine, f.path)
-        move_durable(path, target)
+        quarantine_file(path, target)
         moved = f"moved to {site.relative(target)}; "
     conn.execute("DELETE FROM files WHERE id = ?", (row.id,))
     requeued = requeue_job(conn, site, job, time.time())
