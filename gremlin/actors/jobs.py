@@ -114,7 +114,7 @@ async def serve_jobs(
             state.running[job.id] = job
             nursery.start_soon(
                 _job_task, store, site, settings, types, launcher, state, job, adopted,
-                leave_running, name=f"job-{job.id}",
+                leave_running, nursery, name=f"job-{job.id}",
             )  # fmt: skip
 
         try:
@@ -161,6 +161,7 @@ async def _job_task(
     job: JobRow,
     adopted: bool,
     leave_running: Any,
+    background: trio.Nursery,
 ) -> None:
     jobdir = JobDir(site.jobs / str(job.id))
     process: ProcessId | None = job.process if adopted else None
@@ -184,8 +185,9 @@ async def _job_task(
                 return
             log.info("job=%s step=%s media=%s started pid=%d", job.id, job.step, job.media_id,
                      process.pid)  # fmt: skip
-            # The job runs meanwhile: this write delays only our watching, not the job.
-            await store.write(record_pid, job.id, process)
+            # The pid file is the record (reconcile reads it while the row has none): the row
+            # follows in the background, off the path from start to finish.
+            background.start_soon(store.write, record_pid, job.id, process, job.started_at)
         await wait_exit(process)
         status = await trio.to_thread.run_sync(jobdir.read_status)
         await finish_job(store, site, settings, types, job, status)

@@ -134,10 +134,15 @@ def next_due(conn: sqlite3.Connection) -> float | None:
     return None if row[0] is None else float(row[0])
 
 
-def record_pid(conn: sqlite3.Connection, job_id: int, process: ProcessId) -> None:
+def record_pid(
+    conn: sqlite3.Connection, job_id: int, process: ProcessId, started_at: float | None = None
+) -> None:
+    """Copy the pid file into the row of the attempt that started at `started_at` (a late
+    write after that attempt ended changes nothing)."""
     conn.execute(
-        "UPDATE jobs SET pid = ?, pid_start = ?, boot_id = ? WHERE id = ? AND state = 'running'",
-        (process.pid, process.start, process.boot, job_id),
+        "UPDATE jobs SET pid = ?, pid_start = ?, boot_id = ? WHERE id = ? AND state = 'running'"
+        " AND pid IS NULL AND (? IS NULL OR started_at = ?)",
+        (process.pid, process.start, process.boot, job_id, started_at, started_at),
     )
 
 
