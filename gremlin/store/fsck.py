@@ -186,16 +186,20 @@ def _newest_write(path: Path) -> float:
     return newest
 
 
-def find_stale_uploads(site: Site, now: float, stale_seconds: float) -> list[Finding]:
+def find_stale_uploads(
+    site: Site, now: float, stale_seconds: float, only: str | None = None
+) -> list[Finding]:
     """Partial uploads in incoming/ whose every part is unwritten for `stale_seconds` (by mtime:
-    each PATCH appends to <id>.bin, each state change rewrites <id>.json)."""
+    each PATCH appends to <id>.bin, each state change rewrites <id>.json). `only`: one upload."""
     groups: dict[str, list[Path]] = {}
     try:
         entries = sorted(site.incoming.iterdir())
     except FileNotFoundError:
         return []
     for entry in entries:
-        groups.setdefault(upload_id(entry.name), []).append(entry)
+        uid = upload_id(entry.name)
+        if only is None or uid == only:
+            groups.setdefault(uid, []).append(entry)
     found = []
     for uid, members in sorted(groups.items()):
         try:

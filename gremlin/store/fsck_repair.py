@@ -24,7 +24,7 @@ import json
 import shutil
 import sqlite3
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..proc import ProcessId
@@ -38,6 +38,7 @@ from .fsck import (
     file_row_by_path,
     find_stale_uploads,
     identity,
+    upload_id,
 )
 from .site import Site
 
@@ -251,7 +252,8 @@ def repair_stale_upload(
     conn: sqlite3.Connection, site: Site, f: Finding, stale_seconds: float
 ) -> Outcome:
     """Remove every part of a partial upload, if it is still untouched and no row names it."""
-    still = {g.path for g in find_stale_uploads(site, time.time(), stale_seconds)}
+    uid = upload_id(PurePosixPath(f.path).name)
+    still = {g.path for g in find_stale_uploads(site, time.time(), stale_seconds, only=uid)}
     if f.path not in still:
         return _changed(f, "touched or finished since it was found: left in place")
     if any(rows_under(conn, rel) for rel in f.members):
