@@ -219,3 +219,35 @@ def test_upload_resumes_after_the_server_is_killed(
     conn.close()
     assert stored == size
     assert (site.content / path).read_bytes() == photo.read_bytes()
+
+
+def test_choosing_the_same_file_after_a_reload_resumes_it(
+    site: Site, server_factory: type[ServerProcess], browser: Any, tmp_path: Path
+) -> None:
+    add_member(site, "ann")
+    photo = make_photo(tmp_path / "again.jpg", seed=4, size=(3000, 2400))
+    server = server_factory(site.root)
+    page = browser.new_page()
+    sign_in(page, server.url, "ann")
+    page.goto(f"{server.url}/upload")
+    page.wait_for_selector("#drop")
+    throttle_uploads(page, 256 * 1024)
+    page.set_input_files("#files", str(photo))
+    page.wait_for_function(
+        "() => /Uploading [2-9]/.test(document.querySelector('#list li .state').textContent)",
+        timeout=60_000,
+    )
+    page.reload()  # the upload in flight is abandoned; localStorage remembers its URL
+    page.wait_for_selector("#drop")
+    assert "again.jpg" in page.locator("#resumable").inner_text()
+    record_upload_states(page)
+    page.set_input_files("#files", str(photo))
+    page.wait_for_function(
+        "() => document.querySelectorAll('#list li.done').length === 1", timeout=180_000
+    )
+    uploading = [s for s in page.evaluate("window.__states") if s.startswith("Uploading")]
+    assert uploading and not uploading[0].startswith("Uploading 0.0 MiB"), uploading[:3]
+    assert [state for _, _, state in media_rows(site)] == ["ready"]
+    # No upload bytes stay behind (the committed upload's small state file may, until GC).
+    left = [p for p in (site.content / "incoming").rglob("*") if p.suffix != ".json"]
+    assert left == []
