@@ -135,8 +135,10 @@ async def verify_rows(
                 # a media deleted): judge the file by the row as it is now.
                 current = await store.read(checks.file_row_by_id, row.id)
                 if current is None:
-                    finding = None
-                elif current != row:
+                    out.files += 1
+                    out.last_id = row.id
+                    continue  # its media was deleted meanwhile: nothing to judge
+                if current != row:
                     row = current
                     finding = await trio.to_thread.run_sync(
                         checks.verify, site, row, on_chunk, abandon_on_cancel=True

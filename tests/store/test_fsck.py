@@ -423,3 +423,33 @@ async def test_a_file_that_cannot_be_read_is_a_mismatch(
     repaired = await fsck(site, cfg, repair=True)
     assert actions(repaired) == [("requeued", "media/m1/thumb.webp")]
     assert list(site.quarantine.glob("*/media/m1/thumb.webp"))
+
+
+async def test_a_media_deleted_during_the_scan_is_not_a_finding(site: Site, cfg: Settings) -> None:
+    """The web deletes a media's rows, then its files, while fsck hashes: no `missing`, no
+    requeue, no damaged flag for what a person deleted on purpose."""
+    populate(site)
+    deleted = []
+
+    class DeleteDuringScan:
+        def start(self, files: int, total_bytes: int) -> None:
+            pass
+
+        def advance(self, nbytes: int) -> None:  # a worker thread, hashing the first file
+            if not deleted:
+                conn = db(site)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM jobs WHERE media_id = 'm2'")
+                conn.execute("DELETE FROM media WHERE id = 'm2'")  # files rows cascade
+                conn.execute("COMMIT")
+                conn.close()
+                (site.content / "queue/m2/original.png").unlink()
+                deleted.append(True)
+
+        def finish(self) -> None:
+            pass
+
+    report = await fsck(site, cfg, repair=True, progress=DeleteDuringScan())
+    assert deleted
+    assert report.findings == [] and report.files_checked == 4
+    assert report.to_json()["repaired"] == []
