@@ -80,28 +80,25 @@ def legacy_file_target(conn: sqlite3.Connection, path: str) -> tuple[str, str | 
 
 def legacy_user_target(conn: sqlite3.Connection, user: str) -> str | None:
     """Our user name for MediaGoblin's /u/<user>/ (renamed when the name was taken here)."""
-    for row in conn.execute(
-        "SELECT users.name, legacy_map.extra FROM legacy_map"
-        " JOIN users ON users.id = CAST(legacy_map.target_id AS INTEGER)"
-        " WHERE legacy_map.source = ? AND legacy_map.kind = ?",
-        (SOURCE, Kind.USER.value),
-    ):
-        if json.loads(row["extra"] or "{}").get("username") == user:
-            return str(row["name"])
-    return None
+    row = conn.execute(
+        "SELECT users.name FROM legacy_map JOIN users"
+        " ON users.id = CAST(legacy_map.target_id AS INTEGER)"
+        " WHERE legacy_map.source = ? AND legacy_map.kind = ?"
+        " AND json_extract(legacy_map.extra, '$.username') = ?",
+        (SOURCE, Kind.USER.value, user),
+    ).fetchone()
+    return None if row is None else str(row["name"])
 
 
 def legacy_collection_target(
     conn: sqlite3.Connection, user: str, slug: str
 ) -> tuple[str, str] | None:
     """(our owner name, our slug) for MediaGoblin's /u/<user>/collection/<slug>/."""
-    for row in conn.execute(
-        "SELECT c.slug, u.name, l.extra FROM legacy_map l"
+    row = conn.execute(
+        "SELECT c.slug, u.name FROM legacy_map l"
         " JOIN collections c ON c.id = CAST(l.target_id AS INTEGER)"
-        " JOIN users u ON u.id = c.owner_id WHERE l.source = ? AND l.kind = ?",
-        (SOURCE, Kind.COLLECTION.value),
-    ):
-        extra = json.loads(row["extra"] or "{}")
-        if extra.get("slug") == slug and extra.get("user") == user:
-            return str(row["name"]), str(row["slug"])
-    return None
+        " JOIN users u ON u.id = c.owner_id WHERE l.source = ? AND l.kind = ?"
+        " AND json_extract(l.extra, '$.slug') = ? AND json_extract(l.extra, '$.user') = ?",
+        (SOURCE, Kind.COLLECTION.value, slug, user),
+    ).fetchone()
+    return None if row is None else (str(row["name"]), str(row["slug"]))

@@ -4,7 +4,8 @@ docs/mediagoblin-migration.md), so old links and embeds keep working:
     /u/<user>/m/<slug>/ and /u/<user>/m/id:<n>/  -> /m/<media-id>
     /mgoblin_media/<path>                       -> /files/<media-id>/<role>
     /u/<user>/collection/<slug>/                -> /u/<name>/c/<slug>
-    /u/<user>/                                  -> /u/<name>
+    /u/<user>/, /u/<user>/collections/, /u/<user>/atom/  -> /u/<name>[/collections|/feed.atom]
+    /tag/<tag>/, /u/<user>/tag/<tag>/, /atom/   -> /tag/<tag>, /feed.atom
 
 Everything comes from legacy_map rows written by `gremlin import-mediagoblin`; an unknown
 URL is a plain 404.
@@ -39,7 +40,8 @@ def _moved(path: str) -> ResponseReturnValue:
 
 
 @bp.get("/u/<user>/m/<slug>/")
-async def media(user: str, slug: str) -> ResponseReturnValue:
+@bp.get("/u/<user>/m/<slug>/<path:rest>")  # comment permalinks and other subpages
+async def media(user: str, slug: str, rest: str = "") -> ResponseReturnValue:
     media_id = await _store().read(legacy_media_target, user, slug)
     if media_id is None:
         raise NotFound()
@@ -63,12 +65,28 @@ async def collection(user: str, slug: str) -> ResponseReturnValue:
     return _moved(f"/u/{found[0]}/c/{found[1]}")
 
 
+USER_PAGES = {"": "", "collections/": "/collections", "atom/": "/feed.atom"}
+
+
 @bp.get("/u/<user>/")
-async def user_home(user: str) -> ResponseReturnValue:
+@bp.get("/u/<user>/collections/", defaults={"page": "collections/"})
+@bp.get("/u/<user>/atom/", defaults={"page": "atom/"})
+async def user_pages(user: str, page: str = "") -> ResponseReturnValue:
     name = await _store().read(legacy_user_target, user)
     if name is None:
         raise NotFound()
-    return _moved(f"/u/{name}")
+    return _moved(f"/u/{name}{USER_PAGES[page]}")
+
+
+@bp.get("/tag/<tag>/")
+@bp.get("/u/<user>/tag/<tag>/")
+async def tag(tag: str, user: str = "") -> ResponseReturnValue:
+    return _moved(f"/tag/{tag}")
+
+
+@bp.get("/atom/")
+async def feed() -> ResponseReturnValue:
+    return _moved("/feed.atom")
 
 
 def register(app: Quart) -> None:

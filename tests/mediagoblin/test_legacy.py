@@ -47,6 +47,7 @@ async def test_media_pages_redirect(client: Any, site: Site) -> None:
     assert await moved(client, "/u/bob/m/unicode-Mao/") == f"/m/{media['11']}"
     assert await moved(client, "/u/alice/m/interrupted-clip/") == f"/m/{media['14']}"
     assert await moved(client, "/u/alice/m/id:8/") == f"/m/{media['8']}"
+    assert await moved(client, "/u/bob/m/unicode-Mao/c/1/") == f"/m/{media['11']}"
     for missing in (
         "/u/alice/m/broken-upload/",
         "/u/bob/m/garden-cat/",
@@ -106,6 +107,11 @@ async def test_users_and_collections_redirect(client: Any) -> None:
     assert await moved(client, "/u/carol/") == "/u/carol"
     assert (await client.get("/u/alice/collection/favourites/")).status_code == 404
     assert (await client.get("/u/nobody/")).status_code == 404
+    assert await moved(client, "/u/bob/collections/") == "/u/bob/collections"
+    assert await moved(client, "/u/alice/atom/") == "/u/alice/feed.atom"
+    assert await moved(client, "/u/alice/tag/cats/") == "/tag/cats"
+    assert await moved(client, "/tag/cats/") == "/tag/cats"
+    assert await moved(client, "/atom/") == "/feed.atom"
     # Our own gallery route, without the slash, is not shadowed by the legacy one.
     assert (await client.get("/u/carol")).status_code == 200
 
