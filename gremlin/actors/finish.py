@@ -11,6 +11,7 @@ here, at once (the log tail lives on in the database); GC only sees those of cra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -241,6 +242,9 @@ def settle_original(conn: sqlite3.Connection, site: Site, media_id: str) -> bool
     dst = site.path(relative)
     if src.exists():
         move_durable(src, dst)
+        if src.parent != site.queue:  # queue/<media-id>/original.jpg: drop the empty dir
+            with contextlib.suppress(OSError):
+                src.parent.rmdir()
     elif not dst.exists():
         return False  # missing altogether: fsck reports it
     else:
