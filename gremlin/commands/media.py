@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..cli import run, settings_for
 from ..errors import GremlinError
@@ -20,6 +20,45 @@ class ImportRefusals(GremlinError):
             f"{refused} of {total} files were not imported (reasons above)",
             hint="Fix or remove those files and import them again; the others are in.",
         )
+
+
+class _ProgressBar:
+    """A rich progress bar on a terminal's stderr (rich is imported only then: every `gremlin`
+    command imports this module)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.console = Console(stderr=True, highlight=False)
+        self.progress = Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.task = self.progress.add_task("import", total=None)
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def print(self, line: str) -> None:
+        self.console.print(line, markup=False, soft_wrap=True)
+
+    def __enter__(self) -> _ProgressBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 @click.command("import")
@@ -35,30 +74,25 @@ def import_command(site: str, paths: tuple[str, ...], user: str, as_json: bool) 
     server.
     """
     settings = settings_for(site)
-    console = Console(stderr=True, highlight=False)
-    progress = Progress(
-        TextColumn("importing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    task = progress.add_task("import", total=None)
     imported: list[dict[str, Any]] = []
+    bar = _ProgressBar() if sys.stderr.isatty() else None
 
     def report(outcome: Outcome, done: int, total: int) -> None:
-        progress.update(task, completed=done, total=total)
+        if bar is not None:
+            bar.update(done, total)
         match outcome:
             case Imported(path=path, media_id=media_id):
                 imported.append({"id": media_id, "path": path})
                 if not as_json:
                     click.echo(f"{media_id} {path}")
             case Refused(path=path, reason=reason):
-                console.print(f"refused {path}: {reason}", markup=False, soft_wrap=True)
+                line = f"refused {path}: {reason}"
+                if bar is not None:
+                    bar.print(line)
+                else:
+                    click.echo(line, err=True)
 
-    with progress:
+    with bar or contextlib.nullcontext():
         outcomes = run(run_import, settings, user, paths, report)
     if as_json:
         click.echo(json.dumps(imported, indent=2))
