@@ -151,9 +151,18 @@ def _looks_like(head: bytes) -> str:
     return "text" if b"\0" not in sample else "a file of an unknown format"
 
 
+def _safe_sniff(media_type: MediaType, head: bytes) -> str | None:
+    """A sniffer that raises (a third-party bug) claims nothing rather than failing uploads."""
+    try:
+        return media_type.sniff(head)
+    except Exception:
+        log.exception("media type sniffer failed: name=%s", media_type.name)
+        return None
+
+
 def sniff(head: bytes, types: Mapping[str, MediaType]) -> tuple[MediaType, str]:
     """The one media type accepting a file that starts with `head`, and its MIME type."""
-    claims = [(t, mime) for t in types.values() if (mime := t.sniff(head))]
+    claims = [(t, mime) for t in types.values() if (mime := _safe_sniff(t, head))]
     if len(claims) > 1:
         raise MediaTypeConflict(claims[0][1], [t.name for t, _ in claims])
     if not claims:

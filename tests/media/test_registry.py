@@ -97,3 +97,13 @@ def test_installed_types_are_loaded_once_per_choice() -> None:
     assert first["image"] is IMAGE
     first.clear()  # callers get their own dict
     assert installed_media_types(Settings())["image"] is IMAGE
+
+
+def test_a_sniffer_that_raises_claims_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(FakeType):
+        def sniff(self, head: bytes) -> str | None:
+            raise RuntimeError("oops")
+
+    types = {"image": IMAGE, "broken": Broken("broken", b"", "x/broken")}
+    assert sniff(b"\x89PNG\r\n\x1a\n" + b"\0" * 100, types)[0] is IMAGE
+    assert "sniffer failed: name=broken" in caplog.text
