@@ -168,7 +168,7 @@ def _entries(conn: sqlite3.Connection) -> tuple[MgEntry, ...]:
     ):
         tags.setdefault(r["media_entry"], []).append(MgTag(r["name"] or r["slug"], r["slug"]))
     cols = _columns(conn, MEDIA_TABLE)
-    owner = "actor" if "actor" in cols else "uploader"
+    owner = _owner_column(conn, MEDIA_TABLE)
     location = "location" if "location" in cols else "NULL"
     entries = []
     for r in conn.execute(
@@ -199,6 +199,12 @@ def _entries(conn: sqlite3.Connection) -> tuple[MgEntry, ...]:
     return tuple(entries)
 
 
+def _owner_column(conn: sqlite3.Connection, table: str) -> str:
+    """`actor` since MediaGoblin's federation work; `uploader`, `creator` or `author` before."""
+    cols = _columns(conn, table)
+    return next((c for c in ("actor", "uploader", "creator", "author") if c in cols), "actor")
+
+
 def _resolve(gmr: dict[int, tuple[str, int]], ref: int) -> tuple[int | None, str]:
     model_type, pk = gmr.get(ref, ("missing", ref))
     return (pk if model_type == MEDIA_TABLE else None), f"{model_type} {pk}"
@@ -208,8 +214,12 @@ def _collections(
     conn: sqlite3.Connection, gmr: dict[int, tuple[str, int]]
 ) -> tuple[MgCollection, ...]:
     items: dict[int, list[MgItem]] = {}
+    by_gmr = "object_id" in _columns(conn, "core__collection_items")
     for r in conn.execute("SELECT * FROM core__collection_items"):
-        entry_id, target = _resolve(gmr, r["object_id"])
+        if by_gmr:
+            entry_id, target = _resolve(gmr, r["object_id"])
+        else:  # before generic references: the entry itself
+            entry_id, target = r["media_entry"], f"{MEDIA_TABLE} {r['media_entry']}"
         items.setdefault(r["collection"], []).append(
             MgItem(
                 id=r["id"],
@@ -220,13 +230,14 @@ def _collections(
                 position=r["position"],
             )
         )
+    owner = _owner_column(conn, "core__collections")
     collections = []
     for r in conn.execute("SELECT * FROM core__collections ORDER BY id"):
         ordered = sorted(items.get(r["id"], ()), key=display_order)
         collections.append(
             MgCollection(
                 id=r["id"],
-                owner_id=r["actor"],
+                owner_id=r[owner],
                 title=r["title"] or "",
                 slug=r["slug"] or None,
                 description=r["description"] or "",
@@ -246,14 +257,19 @@ def display_order(item: MgItem) -> tuple[bool, int, float, int]:
 
 def _comments(conn: sqlite3.Connection, gmr: dict[int, tuple[str, int]]) -> tuple[MgComment, ...]:
     target_of: dict[int, int | None] = {}
-    for r in conn.execute("SELECT target_id, comment_id FROM core__comment_links ORDER BY id"):
-        model_type, pk = gmr.get(r["comment_id"], ("missing", 0))
-        if model_type == "core__media_comments":
-            target_of[pk] = _resolve(gmr, r["target_id"])[0]
+    cols = _columns(conn, "core__media_comments")
+    if "core__comment_links" in _tables(conn):
+        for r in conn.execute("SELECT target_id, comment_id FROM core__comment_links ORDER BY id"):
+            model_type, pk = gmr.get(r["comment_id"], ("missing", 0))
+            if model_type == "core__media_comments":
+                target_of[pk] = _resolve(gmr, r["target_id"])[0]
+    elif "media_entry" in cols:  # before comment links: the entry itself
+        target_of = dict(conn.execute("SELECT id, media_entry FROM core__media_comments"))
+    author = _owner_column(conn, "core__media_comments")
     return tuple(
         MgComment(
             id=r["id"],
-            author_id=r["actor"],
+            author_id=r[author],
             entry_id=target_of.get(r["id"]),
             content=r["content"] or "",
             created=parse_time(r["created"]),
