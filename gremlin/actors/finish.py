@@ -129,7 +129,10 @@ def _image_size(path: Path) -> tuple[int | None, int | None]:
 def collect_outputs(site: Site, job: JobRow, result: Mapping[str, Any]) -> list[Output]:
     """Hash each declared output (in out/, or already moved by an interrupted finish)."""
     jobdir = JobDir(site.jobs / str(job.id))
-    info_by_role = result.get("files", {}) if isinstance(result.get("files"), dict) else {}
+    # Per-output facts a worker may return: {"files" or "outputs": {role: {mime, width, ...}}}.
+    info_by_role = result.get("files") or result.get("outputs") or {}
+    if not isinstance(info_by_role, dict):
+        info_by_role = {}
     outputs = []
     for role, name in job.outputs.items():
         src, dst = jobdir.out / name, site.media / job.media_id / name
@@ -137,7 +140,8 @@ def collect_outputs(site: Site, job: JobRow, result: Mapping[str, Any]) -> list[
         if present is None:
             raise FileNotFoundError(f"declared output {name!r} was not produced")
         size, digest = sha256_file(present)
-        info = info_by_role.get(role, {})
+        info = info_by_role.get(role)
+        info = info if isinstance(info, dict) else {}
         mime = info.get("mime") or _guess_mime(name)
         width, height = info.get("width"), info.get("height")
         if width is None and mime.startswith("image/"):
