@@ -415,3 +415,18 @@ async def test_report_json_shape(settings: Settings, mg: MgCopy) -> None:
     media = [m for m in data["mapped"] if m["kind"] == "media"]
     assert len(media) == 12 and all(m["target"] for m in media)
     json.dumps(data)
+
+
+async def test_dry_run_beside_a_running_server(settings: Settings, site: Site, mg: MgCopy) -> None:
+    """With the site's database open (as a server holds it), -wal and -shm exist: the dry run
+    reads through them and its report reflects what is already imported."""
+    from gremlin.store import open_store
+
+    await import_into(settings, mg)
+    async with open_store(site.db) as store:
+        names = sorted(p.name for p in site.root.iterdir())
+        assert "db.sqlite-wal" in names
+        report = await import_into(settings, mg, dry_run=True)
+        assert sorted(p.name for p in site.root.iterdir()) == names
+        await store.read(lambda conn: conn.execute("SELECT 1").fetchone())
+    assert report.already[Kind.MEDIA] == 12 and sum(report.imported.values()) == 0
