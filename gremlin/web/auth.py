@@ -32,6 +32,7 @@ signed out on their next request and their tokens stop working.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -47,8 +48,8 @@ import itsdangerous
 import trio
 from quart import Quart, Response, current_app, g, redirect, request
 
-from ..accounts import create_user, hash_password, user_for_token, verify_password
-from ..errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ..accounts import create_user, hash_password, token_hash, verify_password
+from ..errors import BadRequest, Forbidden, Maintenance, NotFound, Unauthorized
 from ..runtime import Runtime
 from . import signin
 
@@ -57,6 +58,7 @@ SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SIGNIN_PATH = "/signin"
+TOKEN_TOUCH_SECONDS = 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 MAX_FORM_BYTES = 1024 * 1024  # non-streamed form bodies
 
@@ -194,6 +196,29 @@ def _user_by_id(conn: sqlite3.Connection, user_id: int) -> sqlite3.Row | None:
     return conn.execute("SELECT * FROM users WHERE id = ? AND disabled = 0", (user_id,)).fetchone()
 
 
+def _token_user(conn: sqlite3.Connection, token: str) -> sqlite3.Row | None:
+    """accounts.user_for_token, plus the token's id and when it was last used."""
+    return conn.execute(
+        "SELECT users.*, tokens.id AS token_id, tokens.last_used_at AS token_last_used_at"
+        " FROM tokens JOIN users ON users.id = tokens.user_id"
+        " WHERE tokens.token_hash = ? AND tokens.revoked_at IS NULL AND users.disabled = 0",
+        (token_hash(token),),
+    ).fetchone()
+
+
+def _touch_token(conn: sqlite3.Connection, token_id: int, now: float) -> None:
+    conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
+
+
+async def _note_token_use(token_id: int, last_used_at: float | None) -> None:
+    """Record when a token was last used (for the tokens page), at most once an hour."""
+    now = time.time()
+    store = get_runtime().store
+    if (last_used_at is None or now - last_used_at > TOKEN_TOUCH_SECONDS) and not store.frozen:
+        with contextlib.suppress(Maintenance):  # frozen meanwhile: a read must still work
+            await store.write(_touch_token, token_id, now)
+
+
 async def current_user() -> User | None:
     """The signed-in user (bearer token first, then the session), or None. Cached per request.
 
@@ -205,13 +230,14 @@ async def current_user() -> User | None:
     user: User | None = None
     token = _bearer_token()
     if token is not None:
-        row = await store.read(user_for_token, token)
+        row = await store.read(_token_user, token)
         if row is None:
             raise Unauthorized(
                 "the API token is not valid (wrong, revoked, or its user is disabled)",
                 hint="Create a new one: gremlin token SITE NAME",
             )
         user = User.from_row(row)
+        await _note_token_use(row["token_id"], row["token_last_used_at"])
     elif (user_id := _session().get("u")) is not None:
         row = await store.read(_user_by_id, int(user_id))
         if row is not None and _password_tag(row["password_hash"]) == _session().get("p"):

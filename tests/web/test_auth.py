@@ -173,3 +173,15 @@ def test_signin_limiter_window() -> None:
     assert limiter.retry_after("a", 60.5) is None  # the first failure left the window
     limiter.succeeded("a")
     assert limiter.retry_after("a", 20.0) is None
+
+
+async def test_token_use_is_recorded(app: QuartTrio, runtime: Runtime) -> None:
+    _, token = await add_user(runtime.store, "alice")
+    add_probe_routes(app)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        assert (await client.get("/t/me", headers=bearer(token))).status_code == 200
+    used = await runtime.store.read(
+        lambda c: c.execute("SELECT last_used_at FROM tokens").fetchone()[0]
+    )
+    assert used is not None
