@@ -3,6 +3,7 @@ process, same attempt) and finishes; a tus upload in flight completes and commit
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -100,4 +101,57 @@ def test_a_running_transcode_is_adopted_and_finishes(
     assert ready
     assert httpx.get(f"{new.url}/api/v1/media/{media_id}", headers=auth).json()["state"] == "ready"
     assert f"job={job['id']} adopted pid={job['pid']}" in new.log()
+    new.stop()
+
+
+def _noise_jpeg(path: Path) -> Path:
+    from PIL import Image
+
+    Image.frombytes("RGB", (1200, 1000), os.urandom(1200 * 1000 * 3)).save(path, quality=95)
+    return path
+
+
+def test_a_tus_upload_in_flight_across_the_handover_commits_once(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    from tusclient.client import TusClient
+
+    site = Site(tmp_path / "site")
+    assert run_gremlin("init", str(site.root)).returncode == 0
+    token = token_for(site.root)
+    photo = _noise_jpeg(tmp_path / "noise.jpg")
+    size = photo.stat().st_size
+    old = server_factory(site.root)
+    client = TusClient(f"{old.url}/api/v1/uploads", headers={"Authorization": f"Bearer {token}"})
+    new = None
+    served_by = []  # which server answered /healthz after each chunk
+    with photo.open("rb") as stream:
+        uploader = client.uploader(
+            file_stream=stream,
+            chunk_size=size // 24 + 1,
+            metadata={"filename": "noise.jpg", "title": "across the handover"},
+            retries=30,
+            retry_delay=1,
+        )
+        uploader.set_url(uploader.create_url())
+        while uploader.offset < size:
+            uploader.upload_chunk()
+            served_by.append(httpx.get(f"{old.url}/healthz", timeout=30).json()["pid"])
+            if len(served_by) == 4:
+                new = UpgradeProcess(site.root, env=next_version.ENV)
+            time.sleep(0.3)
+    assert new is not None
+    media_id = uploader.request.response_headers.get("gremlin-media-id")
+    assert media_id
+    assert served_by[0] == old.proc.pid and served_by[-1] == new.proc.pid  # it spanned both
+    new.wait_serving()
+    health = wait_health(old.url, lambda h: h["pid"] == new.proc.pid)
+    assert health["version"] == next_version.VERSION
+    media = _rows(site.db, "SELECT id FROM media")
+    assert [m["id"] for m in media] == [media_id]  # committed once
+    files = _rows(site.db, "SELECT size FROM files WHERE media_id = ? AND role = 'original'",
+                  media_id)  # fmt: skip
+    assert [f["size"] for f in files] == [size]
+    handovers = _rows(site.db, "SELECT stage FROM handover")
+    assert [h["stage"] for h in handovers] == ["done"]
     new.stop()
