@@ -6,10 +6,11 @@
     └── ...          at most settings.effective_jobs_concurrency() at once
 
 It wakes when `runtime.jobs_changed` is set (an upload, a retry), when one of its jobs ends,
-when the next backoff expires, or every `poll_seconds` (`gremlin import` inserts jobs from
-another process). A plain stop (cancellation) stops our job processes and requeues their jobs
-without charging an attempt. When `runtime.keep_jobs_running` (an upgrade handing over) or
-after a crash of this actor, job processes are left running for the next supervisor to adopt.
+when the next backoff expires, when another process commits (`gremlin import` inserts jobs;
+seen through PRAGMA data_version every 50 ms), or every `poll_seconds`. A plain stop
+(cancellation) stops our job processes and requeues their jobs without charging an attempt.
+When `runtime.keep_jobs_running` (an upgrade handing over) or after a crash of this actor,
+job processes are left running for the next supervisor to adopt.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -27,16 +29,18 @@ from ..media.base import MediaType
 from ..proc import ProcessId
 from ..runtime import Runtime
 from ..settings import Settings
-from ..store import Site, Store
+from ..store import Site, Store, connect
 from ..store.job_queries import JobRow, claim_due_jobs, next_due, record_pid
 from .finish import finish_job, input_path, job_view, media_type_for
 from .jobfiles import JobDir, abandon, write_json_atomic
 from .jobstate import Failed, StoppedByUs
 from .launch import Launcher, LaunchFailed, open_launcher
 from .reconcile import run_reconcile
-from .watch import stop_process, wait_exit
+from .watch import kill_group_now, stop_process, wait_exit
 
 log = logging.getLogger(__name__)
+
+COMMIT_WATCH_SECONDS = 0.05  # how often to look for jobs inserted by another process
 
 
 @dataclasses.dataclass
@@ -101,6 +105,8 @@ async def serve_jobs(
     state = _State()
     preload = preload_modules(types)
 
+    watcher = await trio.to_thread.run_sync(_CommitWatcher, site.db)
+
     def leave_running() -> bool:
         return state.leave_running or runtime.keep_jobs_running
 
@@ -122,15 +128,15 @@ async def serve_jobs(
                 start(job, True)
             while True:
                 free = limit - len(state.running)
-                if free > 0:
+                due = await store.read(next_due)
+                if free > 0 and due is not None and due <= time.time():
                     for job in await store.write(claim_due_jobs, time.time(), free):
                         start(job, False)
-                due = await store.read(next_due)
+                    due = await store.read(next_due)
                 timeout = poll_seconds
                 if due is not None and len(state.running) < limit:
                     timeout = min(poll_seconds, max(0.0, due - time.time()) + 0.01)
-                with trio.move_on_after(timeout):
-                    await _wait_either(runtime.jobs_changed, state.wake)
+                await _wait_for_work(runtime, state, watcher, timeout)
                 if runtime.jobs_changed.is_set():
                     runtime.jobs_changed = trio.Event()
                 if state.wake.is_set():
@@ -138,6 +144,41 @@ async def serve_jobs(
         except Exception:
             state.leave_running = True  # a crash of ours is not a stop: adopt them later
             raise
+        finally:
+            watcher.close()
+
+
+class _CommitWatcher:
+    """Notices commits by other processes (`gremlin import`) through PRAGMA data_version, which
+    changes when another connection commits: a cheap look at the WAL index, no query."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path)
+        self._version = self._read()
+
+    def _read(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed(self) -> bool:
+        version = self._read()
+        changed, self._version = version != self._version, version
+        return changed
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+async def _wait_for_work(
+    runtime: Runtime, state: _State, watcher: _CommitWatcher, timeout: float
+) -> None:
+    """Until a nudge, the end of one of our jobs, another process's commit, or `timeout`."""
+    deadline = trio.current_time() + timeout
+    while (remaining := deadline - trio.current_time()) > 0:
+        with trio.move_on_after(min(COMMIT_WATCH_SECONDS, remaining)):
+            await _wait_either(runtime.jobs_changed, state.wake)
+            return
+        if await trio.to_thread.run_sync(watcher.changed):
+            return
 
 
 async def _wait_either(a: trio.Event, b: trio.Event) -> None:
@@ -189,6 +230,7 @@ async def _job_task(
             # follows in the background, off the path from start to finish.
             background.start_soon(store.write, record_pid, job.id, process, job.started_at)
         await wait_exit(process)
+        kill_group_now(process)  # leftovers of the group (a script's background children)
         status = await trio.to_thread.run_sync(jobdir.read_status)
         await finish_job(store, site, settings, types, job, status)
     except trio.Cancelled:

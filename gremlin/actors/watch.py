@@ -12,7 +12,7 @@ import signal
 
 import trio
 
-from ..proc import ProcessId
+from ..proc import ProcessId, boot_id
 
 
 def open_pidfd(process: ProcessId) -> int | None:
@@ -55,10 +55,12 @@ def signal_group(process: ProcessId, sig: int) -> bool:
 
 
 def kill_group_now(process: ProcessId) -> None:
-    """SIGKILL whatever is left in the group (children may outlive the group leader)."""
+    """SIGKILL whatever is left in the job's group right after its leader exited (children may
+    outlive it). While a group has members its id cannot be reused, so this reaches only ours."""
+    if process.boot != boot_id():
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        if process.boot == ProcessId.current().boot:
-            os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 async def stop_process(process: ProcessId, grace_seconds: float) -> None:

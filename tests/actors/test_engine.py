@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 from gremlin.media.base import PlannedJob
+from gremlin.proc import ProcessId, is_zombie
 from gremlin.settings import Settings
 from gremlin.store import Site
 
@@ -157,3 +158,19 @@ async def test_concurrency_is_capped(site: Site, fast: Settings, engine, tmp_pat
         live += 1 if ch == "+" else -1
         peak = max(peak, live)
     assert peak <= 2 and all(media_row(site, m)["state"] == "ready" for m in ids)
+
+
+async def test_leftover_children_of_a_job_are_killed(
+    site: Site, fast: Settings, engine, tmp_path: Path
+) -> None:
+    body = (
+        "import subprocess\n"
+        "child = subprocess.Popen(['sleep', '600'])\n"
+        "(here / 'child.pid').write_text(str(child.pid))\n" + OK_BODY
+    )
+    fake = FakeType({"thumb": script(tmp_path, "leaky", body)})
+    media_id = add_media(site, [THUMB])
+    async with engine(fast, {"fake": fake}):
+        await wait_for(media_state(site, media_id, "ready", "failed"))
+    child = int((tmp_path / "child.pid").read_text())
+    await wait_for(lambda: ProcessId.of(child) is None or is_zombie(child), what="child gone")
