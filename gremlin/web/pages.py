@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from quart import Blueprint, Quart, current_app, request
+from quart import Blueprint, Quart, Response, current_app, request
 from quart.typing import ResponseReturnValue
+from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from ..errors import GremlinError
 from . import queries, render
@@ -133,11 +134,40 @@ async def media_page(media_id: str) -> ResponseReturnValue:
     )
 
 
+# Pages load only what the site itself serves: no inline script or style, no third party.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self'; script-src 'self';"
+    " style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self';"
+    " frame-ancestors 'self'"
+)
+
+
+async def page_headers(response: Response) -> Response:
+    """Defence in depth for HTML: a strict CSP, no MIME sniffing, no referrer leaks."""
+    if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+async def not_found_page(e: HTTPNotFound) -> ResponseReturnValue:
+    """Unknown paths: an HTML page for browsers, the JSON error for the API and scripts."""
+    from .app import error_response  # the app module imports this one
+
+    machine = request.path.startswith(("/api/", "/files/", "/oembed"))
+    if machine or not request.accept_mimetypes.accept_html:
+        return error_response(404, "not_found", e.description or "no such path")
+    return await error_page(not_found("page"))
+
+
 def register(app: Quart) -> None:
     from . import admin, feeds, pages_account, pages_collections, pages_media
     from .pageutil import install_template_helpers
 
     install_template_helpers(app)
+    app.after_request(page_headers)
+    app.register_error_handler(HTTPNotFound, not_found_page)
     app.register_blueprint(bp)
     app.register_blueprint(pages_account.bp)
     app.register_blueprint(pages_media.bp)

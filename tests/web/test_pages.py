@@ -236,3 +236,19 @@ async def test_gallery_tag_pages_and_paging(app: QuartTrio, store: Store) -> Non
     tag = await text_of(await app.test_client().get("/tag/cats"))
     assert "Pic 59" in tag
     assert (await app.test_client().get("/u/nobody")).status_code == 404
+
+
+async def test_pages_carry_a_strict_csp_and_unknown_paths_get_a_page(app: QuartTrio) -> None:
+    client = app.test_client()
+    r = await client.get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    # No page of ours needs inline script or style, which this CSP would block.
+    for path in ("/", "/signin", "/no/such/page"):
+        body = await text_of(await client.get(path))
+        assert " style=" not in body and "<script>" not in body, path
+    r = await client.get("/no/such/page", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and "Not found" in await text_of(r)
+    r = await client.get("/api/v1/nothing", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and (await r.get_json())["error"]["code"] == "not_found"
