@@ -19,6 +19,7 @@ import io
 import json
 import os
 import sys
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -196,6 +197,7 @@ def derive(
 ) -> dict[str, Any]:
     """Write out/<outputs[thumb]> and out/<outputs[medium]>; return the original's size, EXIF
     summary and each output's size. Exits 65 on input that can never be decoded."""
+    started = time.perf_counter()
     try:
         pixels, info = decode(Path(input), max_pixels=max_pixels, draft_size=medium_size)
     except BadInput as e:
@@ -208,6 +210,12 @@ def derive(
         "medium": _save_webp(medium, out / outputs["medium"], quality),
         "thumb": _save_webp(thumb, out / outputs["thumb"], quality),
     }
+    print(  # one line for the job's log
+        f"derived {info['width']}x{info['height']} {info['format']}:"
+        f" medium {medium.width}x{medium.height}, thumb {thumb.width}x{thumb.height}"
+        f" in {time.perf_counter() - started:.3f} s",
+        flush=True,
+    )
     return {**info, "outputs": done}
 
 
