@@ -108,9 +108,9 @@ class ControlChannel:
                 raise ControlClosed(str(e)) from e
             for level, kind, payload in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds = array.array("i")
-                    fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                    self._fds.extend(fds)
+                    received = array.array("i")
+                    received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
+                    self._fds.extend(received)
             if flags & socket.MSG_CTRUNC:
                 self._close_fds()
                 raise ControlClosed("file descriptors were truncated")

@@ -4,6 +4,12 @@ On `stop`: stop accepting first (close our listening fd), let connections alread
 get their request read (`settle_seconds`), then tell keep-alive connections to finish and give
 in-flight requests `grace_seconds`. A re-bind or hypercorn's own shutdown loses requests at
 that edge (DESIGN.md, measured facts); this order lost none.
+
+Keep-alive connections: closing an idle one races with a client sending its next request on
+it ("server disconnected without sending a response"; 1 per client connection in a handover
+test). So from `stop` on, every response says `Connection: close`: during the settle time each
+active client gets its answer and opens its next connection, which waits in the listen queue
+for whoever accepts next (the new server, in an upgrade handover).
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ASGIFramework, ConnectionState, LifespanState
+from hypercorn.typing import (
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    ConnectionState,
+    LifespanState,
+    Scope,
+)
 from hypercorn.utils import wrap_app
 
 log = logging.getLogger(__name__)
@@ -46,6 +60,25 @@ def socket_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
+def close_when_stopping(app: ASGIFramework, stop: trio.Event) -> ASGIFramework:
+    """Add `Connection: close` to every response started once `stop` is set."""
+
+    async def wrapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_closing(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.start" and stop.is_set():
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    return wrapped
+
+
 def hypercorn_config(grace_seconds: float) -> Config:
     config = Config()
     config.graceful_timeout = grace_seconds
@@ -67,7 +100,7 @@ async def serve_http(
 ) -> None:
     """Serve `app` on the listening `sock` (which this task owns and closes) until `stop`."""
     config = hypercorn_config(grace_seconds)
-    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    wrapped = wrap_app(close_when_stopping(app, stop), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
     lifespan_state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)

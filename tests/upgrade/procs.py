@@ -91,6 +91,7 @@ class Load:
         self.reads: list[Outcome] = []
         self.writes: list[Outcome] = []
         self.threads = [threading.Thread(target=self._read) for _ in range(readers)]
+        self.threads.append(threading.Thread(target=self._read_keepalive))
         self.threads.append(threading.Thread(target=self._write))
 
     def __enter__(self) -> Load:
@@ -112,6 +113,18 @@ class Load:
             except httpx.HTTPError as e:
                 self.reads.append(Outcome(began, None, f"{type(e).__name__}: {e}"))
             time.sleep(0.005)
+
+    def _read_keepalive(self) -> None:
+        """A client that keeps its connection open between requests, as browsers do."""
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self.stopping.is_set():
+                began = time.monotonic()
+                try:
+                    r = client.get("/healthz")
+                    self.reads.append(Outcome(began, r.status_code, pid=r.json()["pid"]))
+                except httpx.HTTPError as e:
+                    self.reads.append(Outcome(began, None, f"keep-alive {type(e).__name__}: {e}"))
+                time.sleep(0.005)
 
     def _write(self) -> None:
         image = jpeg_bytes()
