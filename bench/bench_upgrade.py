@@ -96,7 +96,8 @@ def _stamp(log: str, pattern: str) -> float:
 
 
 def handover(site: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A big database on a busy machine copies for longer than the default bound of 30 s.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GREMLIN_HANDOVER_TIMEOUT_SECONDS": "900"}
     logs = site.parent
     cmd = [sys.executable, "-m", "gremlin"]
     with open(logs / "old.log", "w") as old_log, open(logs / "new.log", "w") as new_log:
@@ -137,9 +138,15 @@ def handover(site: Path) -> dict[str, float]:
         time.sleep(0.5)
         stop.set()
         thread.join()
-        old.wait(60)
         new.terminate()
         new.wait(60)
+        try:
+            old.wait(60)
+        except subprocess.TimeoutExpired:
+            old.kill()
+            old.wait()
+            failed = (logs / "new.log").read_text()[-2000:]
+            raise SystemExit(f"the handover failed:\n{failed}") from None
     old_text, new_text = (logs / "old.log").read_text(), (logs / "new.log").read_text()
     entered = _stamp(old_text, r"stage=maintenance")
     serving = _stamp(new_text, r"serving url=")
