@@ -21,6 +21,7 @@ from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 
 from ..errors import NotFound
+from ..store import Site
 from . import api_queries
 from .api import viewer
 from .auth import get_runtime
@@ -33,6 +34,7 @@ bp = Blueprint("files", __name__)
 READ_BYTES = 1024 * 1024
 YEAR_SECONDS = 365 * 24 * 3600
 DAY_SECONDS = 24 * 3600
+MOVE_RETRIES = 5
 
 
 def _file_for(
@@ -48,6 +50,20 @@ def _file_for(
     if row is None:
         return None
     return {**dict(row), "visibility": media["visibility"], "state": media["state"]}
+
+
+def _open_stored(site: Site, relative: str) -> int | None:
+    """Open a stored file; an original being settled from queue/ into originals/ (DESIGN.md's
+    layout) is already renamed before its row changes at COMMIT, so look there too."""
+    candidates = [relative]
+    if relative.startswith("queue/"):
+        candidates.append("originals/" + relative.removeprefix("queue/"))
+    for candidate in candidates:
+        try:
+            return os.open(site.path(candidate), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+    return None
 
 
 def cache_control(role: str, visibility: str) -> str:
@@ -75,18 +91,18 @@ async def _chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
 async def serve_file(media_id: str, role: str) -> ResponseReturnValue:
     runtime = get_runtime()
     who = await viewer()
-    for _ in range(2):  # a job may move the original from queue/ to originals/ meanwhile
+    found: dict[str, Any] | None = None
+    fd: int | None = None
+    for attempt in range(MOVE_RETRIES):
         found = await runtime.store.read(_file_for, media_id, role, who)
         if found is None:
             raise NotFound(f"no file {role!r} of media {media_id} that you may see")
-        path = runtime.site.path(found["path"])
-        try:
-            fd = await trio.to_thread.run_sync(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = await trio.to_thread.run_sync(_open_stored, runtime.site, found["path"])
+        if fd is not None:
             break
-        except FileNotFoundError:
-            continue
-    else:
-        log.warning("file missing on disk: media=%s role=%s path=%s", media_id, role, path)
+        await trio.sleep(0.05 * (attempt + 1))  # the row follows the file's move at COMMIT
+    if fd is None or found is None:
+        log.warning("file missing on disk: media=%s role=%s", media_id, role)
         raise NotFound(f"the file {role!r} of media {media_id} is missing; an admin was told")
     try:
         return await _respond(fd, found, role, runtime.settings.x_accel_redirect)

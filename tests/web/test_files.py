@@ -150,3 +150,23 @@ async def test_private_cache_control_and_x_accel_redirect(runtime: Runtime) -> N
         assert response.headers["X-Accel-Redirect"] == f"/_protected/media/{media_id}/thumb.bin"
         assert response.headers["Cache-Control"].startswith("private")
         assert await response.get_data() == b""
+
+
+async def test_original_being_settled_is_still_served(app: QuartTrio, runtime: Runtime) -> None:
+    """The settle moves queue/X to originals/X before its row changes at COMMIT."""
+    owner_id, owner = await add_user(runtime.store, "owner")
+    media_id = await make_media(runtime.store, runtime.site.content, owner_id)
+    await runtime.store.write(
+        lambda c: c.execute(
+            "UPDATE files SET path = ? WHERE media_id = ? AND role = 'original'",
+            (f"queue/{media_id}.jpg", media_id),
+        )
+    )  # the row still says queue/, the file already sits in originals/
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        response = await client.get(f"/files/{media_id}/original", headers=bearer(owner))
+        assert response.status_code == 200 and (await response.get_data())[:2] == b"\xff\xd8"
+        await runtime.store.write(
+            lambda c: c.execute("UPDATE files SET path = 'media/gone.bin' WHERE role = 'thumb'")
+        )
+        assert (await client.get(f"/files/{media_id}/thumb")).status_code == 404
