@@ -251,3 +251,46 @@ def test_choosing_the_same_file_after_a_reload_resumes_it(
     # No upload bytes stay behind (the committed upload's small state file may, until GC).
     left = [p for p in (site.content / "incoming").rglob("*") if p.suffix != ".json"]
     assert left == []
+
+
+def test_without_javascript_and_with_a_hostile_title(
+    site: Site, server_factory: type[ServerProcess], browser: Any, tmp_path: Path
+) -> None:
+    """The plain form uploads with JavaScript off; a script in the title or description never
+    runs, it shows as text."""
+    add_member(site, "mallory")
+    photo = make_photo(tmp_path / "plain.jpg", seed=5, size=(800, 600))
+    server = server_factory(site.root)
+    nojs = browser.new_context(java_script_enabled=False).new_page()
+    sign_in(nojs, server.url, "mallory")
+    nojs.goto(f"{server.url}/upload")
+    assert nojs.locator("#uploader").is_hidden()  # the JS uploader stays hidden without JS
+    nojs.fill("#plain input[name=title]", "Plain form")
+    nojs.set_input_files("#plain input[name=file]", str(photo))
+    nojs.click("#plain button[type=submit]")
+    nojs.wait_for_url(f"{server.url}/m/*")
+    assert "Processing has started" in nojs.content()
+    media_id = nojs.url.rsplit("/m/", 1)[1].split("?")[0]
+
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, server.url, "mallory")
+    page.goto(f"{server.url}/m/{media_id}/edit")
+    title = '<script>alert("title")</script><img src=x onerror=alert("img")>'
+    page.fill("input[name=title]", title)
+    page.fill(
+        "textarea[name=description]",
+        '<script>alert("d")</script> [x](javascript:alert("link")) <b onmouseover=alert(1)>b</b>',
+    )
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{server.url}/m/{media_id}?done=saved")
+    assert page.locator("h1").inner_text() == title
+    link = page.locator(".desc a", has_text="x")
+    assert link.count() == 1 and link.get_attribute("href") is None  # javascript: was dropped
+    link.click()
+    for path in (f"/m/{media_id}", "/u/mallory", "/"):
+        page.goto(server.url + path)
+        page.wait_for_timeout(300)
+    assert dialogs == []
+    assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
