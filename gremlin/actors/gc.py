@@ -1,6 +1,8 @@
 """The garbage collector: a periodic actor that only ever removes what no person could want.
 
-Each round (every `gc_interval_seconds`):
+Each round (every `gc_interval_seconds`, the first at start-up):
+  0. files of commits aborted by a crash (in queue/ with no media row, while no commit is in
+     progress) go back to content/incoming/, as the unacknowledged partial uploads they are;
   1. partial uploads in content/incoming/ untouched for `incoming_stale_hours` are removed
      (all parts of one upload: <id>.bin, <id>.json, their temporaries);
   2. scratch directories content/jobs/<id>/ of finished jobs (done or failed) are removed, once
@@ -24,6 +26,7 @@ import time
 import trio
 
 from ..errors import Maintenance
+from ..media.commit import sweep_aborted_commits
 from ..settings import Settings
 from ..store import Site, Store
 from ..store import fsck as checks
@@ -40,6 +43,7 @@ class GcReport:
     uploads_removed: list[str] = dataclasses.field(default_factory=list)
     scratch_removed: list[str] = dataclasses.field(default_factory=list)
     originals_settled: list[str] = dataclasses.field(default_factory=list)
+    commits_returned: list[str] = dataclasses.field(default_factory=list)
 
 
 def remove_finished_scratch(
@@ -83,6 +87,8 @@ async def run_gc(
 ) -> GcReport:
     """One round of garbage collection."""
     report = GcReport()
+    swept = await store.read(sweep_aborted_commits, site.content)
+    report.commits_returned.extend(swept)
     stale_seconds = settings.incoming_stale_hours * 3600
     stale = await trio.to_thread.run_sync(
         checks.find_stale_uploads, site, time.time(), stale_seconds

@@ -6,23 +6,32 @@ commit sniffs it by content, checks the owner's quota, moves it to
 content/queue/<media-id>/original.<ext> and then, in ONE write transaction, inserts the media
 row, its files row (size, SHA-256, MIME) and its planned jobs. Only after that may the caller
 acknowledge the upload. If the transaction fails, the file goes back to `staged`, so nothing
-under queue/ is left without a row. On any refusal the staged file is left where it was: the
-caller removes it (or keeps it, e.g. a tus upload the client may still delete).
+under queue/ is left without a row. If the process dies between the move and the commit (a
+SIGKILL, a power cut), the file is in queue/ with no row: every commit holds a shared flock on
+content/queue/ from before the move until after the commit, so whoever holds the exclusive lock
+knows that a queue/<id>/ without a media row is an aborted commit, never one in progress.
+`sweep_aborted_commits` (the GC's first step, at every server start) returns those to
+content/incoming/ as the unacknowledged partial uploads they are. On any refusal the staged
+file is left where it was: the caller removes it (or keeps it, e.g. a tus upload the client
+may still delete).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import logging
 import mimetypes
+import os
 import re
 import secrets
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import trio
@@ -283,9 +292,37 @@ async def commit_upload(
     planned = media_type.plan(media.id, mime, settings)
     queued = settings.content / relative
 
+    lock = await trio.to_thread.run_sync(_lock_queue, settings.content / "queue", fcntl.LOCK_SH)
+    try:
+        job_ids = await _move_and_insert(
+            store, staged, queued, media, planned, settings, guard, on_commit
+        )
+    finally:
+        os.close(lock)
+    log.info(
+        "upload committed: media=%s kind=%s mime=%s size=%d jobs=%s",
+        media.id,
+        media.kind.value,
+        mime,
+        actual_size,
+        ",".join(map(str, job_ids)),
+    )
+    return Committed(media.id, media.kind, "processing")
+
+
+async def _move_and_insert(
+    store: Store,
+    staged: Path,
+    queued: Path,
+    media: NewMedia,
+    planned: list[PlannedJob],
+    settings: Settings,
+    guard: Callable[[sqlite3.Connection], None] | None,
+    on_commit: Callable[[sqlite3.Connection, str], None] | None,
+) -> list[int]:
     await trio.to_thread.run_sync(move_durable, staged, queued)
     try:
-        job_ids = await store.write(
+        return await store.write(
             functools.partial(
                 insert_media,
                 media=media,
@@ -302,15 +339,6 @@ async def commit_upload(
         if not isinstance(e, GremlinError):
             log.error("commit failed: media=%s error=%r", media.id, e)
         raise
-    log.info(
-        "upload committed: media=%s kind=%s mime=%s size=%d jobs=%s",
-        media.id,
-        media.kind.value,
-        mime,
-        actual_size,
-        ",".join(map(str, job_ids)),
-    )
-    return Committed(media.id, media.kind, "processing")
 
 
 def _put_back(queued: Path, staged: Path) -> None:
@@ -323,3 +351,55 @@ def _put_back(queued: Path, staged: Path) -> None:
         queued.parent.rmdir()
     except OSError:
         pass
+
+
+def _lock_queue(queue: Path, mode: int) -> int:
+    """An fd of content/queue/ holding flock `mode` (the caller closes it to unlock)."""
+    queue.mkdir(parents=True, exist_ok=True)
+    fd = os.open(queue, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def no_commit_in_progress(queue: Path) -> Iterator[bool]:
+    """Yields True while holding the exclusive lock (no commit anywhere is between its move and
+    its transaction), False if a commit holds it now (try again later)."""
+    try:
+        fd = _lock_queue(queue, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
+
+
+def sweep_aborted_commits(conn: sqlite3.Connection, content: Path) -> list[str]:
+    """Return files of aborted commits (queue/<id>/ with no media row) to incoming/, as
+    `aborted-<id>.bin`: never acknowledged, they are partial uploads, which the GC removes once
+    stale. Returns the media ids swept; none while any commit is in progress."""
+    queue, incoming = content / "queue", content / "incoming"
+    swept: list[str] = []
+    with no_commit_in_progress(queue) as quiet:
+        if not quiet:
+            return swept
+        for entry in sorted(queue.iterdir()):
+            if not entry.is_dir() or entry.is_symlink():
+                continue
+            if conn.execute("SELECT 1 FROM media WHERE id = ?", (entry.name,)).fetchone():
+                continue
+            for n, part in enumerate(sorted(entry.iterdir())):
+                suffix = "" if n == 0 else f"-{n}"
+                move_durable(part, incoming / f"aborted-{entry.name}{suffix}.bin")
+            entry.rmdir()
+            swept.append(entry.name)
+            log.warning(
+                "aborted commit returned to incoming/: media=%s (never acknowledged)", entry.name
+            )
+    return swept

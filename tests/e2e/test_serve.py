@@ -50,10 +50,12 @@ def test_second_serve_is_refused_naming_the_pid(
     first = server_factory(site)
     second = run_gremlin("serve", str(site), "--bind", "127.0.0.1:0", timeout=30)
     assert second.returncode == 1
-    assert f"pid {first.proc.pid}" in second.stderr
-    assert "since" in second.stderr
-    assert second.stderr.startswith("Error: ")
-    assert "Try: " in second.stderr
+    errors = [line for line in second.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1
+    assert f"pid {first.proc.pid}" in errors[0]
+    assert "since" in errors[0]
+    assert second.stderr.splitlines()[-1].startswith("Try: ")
+    assert "Traceback" not in second.stderr
     assert httpx.get(f"{first.url}/healthz").status_code == 200  # the first is untouched
 
 
@@ -154,7 +156,9 @@ def test_usage_error_exits_2(tmp_path: Path) -> None:
 def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     result = run_gremlin("serve", str(tmp_path), "--bind", "nonsense")
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0].startswith("Error: setting bind='nonsense'")
+    assert any(
+        line.startswith("Error: setting bind='nonsense'") for line in result.stderr.splitlines()
+    )
     assert "Traceback" not in result.stderr
 
 
