@@ -113,8 +113,12 @@ def _run_argv(jobdir: JobDir, spec: dict[str, Any]) -> tuple[int | None, int | N
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
-        signal.signal(signal.SIGALRM, lambda *_: [_kill_quietly(c) for c in children])
+        signal.signal(signal.SIGALRM, escalate)
         signal.setitimer(signal.ITIMER_REAL, grace)
+
+    def escalate(signum: int, _frame: object) -> None:
+        for child in children:
+            _kill_quietly(child)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

@@ -168,3 +168,23 @@ async def test_job_whose_launch_never_happened_is_requeued_and_runs(
         await wait_for(media_state(site, media_id, "ready", "failed"))
     [job] = job_rows(site, media_id)
     assert (job["state"], job["attempt"]) == ("done", 1)
+
+
+async def test_plain_stop_escalates_to_sigkill_for_a_transcoder_ignoring_sigterm(
+    site: Site, fast: Settings, engine, tmp_path: Path
+) -> None:
+    body = (
+        "import signal\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "(here / 'deaf.pid').write_text(str(os.getpid()))\n"
+        "while True: time.sleep(0.1); progress.write_text(str(time.time()))\n"
+    )
+    fake = FakeType({"thumb": script(tmp_path, "deaf", body)})
+    media_id = add_media(site, [THUMB])
+    async with engine(fast, {"fake": fake}):
+        process = await wait_for(lambda: running_process(site, media_id), what="job running")
+        await wait_for((tmp_path / "deaf.pid").exists, what="the script under way")
+    deaf = ProcessId.of(int((tmp_path / "deaf.pid").read_text()))
+    assert not process.alive() and (deaf is None or not deaf.alive())
+    [job] = job_rows(site, media_id)
+    assert (job["state"], job["attempt"]) == ("queued", 0)
