@@ -8,10 +8,12 @@ restarts it on the same port: the page's uploader resumes by itself and the medi
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import socket
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,52 @@ def test_without_javascript_and_with_a_hostile_title(
         page.wait_for_timeout(300)
     assert dialogs == []
     assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 0
+
+
+def test_processing_progress_updates_live_and_the_page_reloads_when_done(
+    site: Site, server_factory: type[ServerProcess], browser: Any
+) -> None:
+    """progress.js polls the JSON API: the bars follow it, and the page reloads at the end.
+    The API's answers are played by the test (Playwright routes), so the timing is ours."""
+    add_member(site, "ann")
+    server = server_factory(site.root)
+    conn = sqlite3.connect(site.db)
+    now = time.time()
+    with conn:
+        conn.execute(
+            "INSERT INTO media (id, owner_id, kind, state, title, created_at, updated_at)"
+            " VALUES ('slowmedia0000000000000000', 1, 'video', 'processing', 'Slow', ?, ?)",
+            (now, now),
+        )
+        # A job the engine leaves alone for an hour (its next try is then).
+        conn.execute(
+            "INSERT INTO jobs (media_id, step, input_path, output_path, state, max_attempts,"
+            " not_before, created_at) VALUES ('slowmedia0000000000000000', 'probe', 'queue/x',"
+            " 'media/x', 'queued', 3, ?, ?)",
+            (now + 3600, now),
+        )
+    conn.close()
+    answers = [
+        {"state": "processing", "jobs": [{"step": "probe", "state": "running", "progress": 0.5}]},
+        {"state": "ready", "jobs": [{"step": "probe", "state": "done", "progress": 1}]},
+    ]
+    served: list[int] = []
+
+    def api(route: Any) -> None:
+        served.append(1)
+        body = answers[min(len(served), len(answers)) - 1]
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    page = browser.new_page()
+    sign_in(page, server.url, "ann")
+    page.route("**/api/v1/media/slowmedia0000000000000000", api)
+    loads: list[str] = []
+    page.on("load", lambda p: loads.append(p.url))
+    page.goto(f"{server.url}/m/slowmedia0000000000000000")
+    assert page.locator("#overall").get_attribute("value") == "0"
+    page.wait_for_function("() => document.getElementById('overall-text').textContent === '50%'")
+    # The second answer says ready: the script reloads the page.
+    deadline = time.monotonic() + 30
+    while len(loads) < 2 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(loads) >= 2 and len(served) >= 2
