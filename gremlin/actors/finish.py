@@ -21,7 +21,6 @@ import signal
 import sqlite3
 import time
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -283,7 +282,6 @@ async def finish_job(
     """Finish `job` from its status (None: the process left none). `event` overrides what the
     status says for a non-successful end (StoppedByUs, or Vanished(counted=False))."""
     jobdir = JobDir(site.jobs / str(job.id))
-    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
     if status is not None and status.ok:
         try:
             result, outputs = await trio.to_thread.run_sync(_gather, site, job, jobdir)
@@ -300,32 +298,73 @@ async def finish_job(
             await store.write(settle_original, site, job.media_id)
             await trio.to_thread.run_sync(jobdir.remove)
             return dataclasses.replace(job.machine, state=JobState.DONE, reason=None)
-    tail = await trio.to_thread.run_sync(jobdir.log_tail)
-    if event is None:
-        event = failure_event(jobdir, status, tail)
-    after = await store.write(
-        partial(
-            apply_event,
-            job=job,
-            event=event,
+    [after] = await finish_failures(store, site, settings, [(job, status, event)])
+    return after
+
+
+Failure = tuple[JobRow, Status | None, Event | None]
+
+
+def _prepare_failures(site: Site, items: list[Failure]) -> list[tuple[JobRow, Event, list[str]]]:
+    prepared = []
+    for job, status, event in items:
+        jobdir = JobDir(site.jobs / str(job.id))
+        tail = jobdir.log_tail()
+        prepared.append((job, event or failure_event(jobdir, status, tail), tail))
+        jobdir.clear_outputs()
+    return prepared
+
+
+def _apply_failures(
+    conn: sqlite3.Connection,
+    site: Site,
+    prepared: list[tuple[JobRow, Event, list[str]]],
+    statuses: list[Status | None],
+    backoff: Backoff,
+) -> list[Job]:
+    results = []
+    for (job, event, tail), status in zip(prepared, statuses, strict=True):
+        after = apply_event(
+            conn,
+            job,
+            event,
             backoff=backoff,
             log_tail=tail,
             exit_code=None if status is None else status.exit_code,
         )
-    )
-    log.log(
-        logging.INFO if isinstance(event, StoppedByUs | Vanished) else logging.WARNING,
-        "job=%s step=%s media=%s %s -> %s attempt=%d/%d reason=%s",
-        job.id,
-        job.step,
-        job.media_id,
-        type(event).__name__,
-        after.state.value,
-        after.attempt,
-        after.max_attempts,
-        after.reason,
-    )
-    await trio.to_thread.run_sync(jobdir.remove)
-    if after.state is JobState.FAILED:
-        await store.write(settle_original, site, job.media_id)  # a non-blocking job may end it
-    return after
+        if after.state is JobState.FAILED:
+            settle_original(conn, site, job.media_id)  # a non-blocking job may end it
+        results.append(after)
+    return results
+
+
+async def finish_failures(
+    store: Store, site: Site, settings: Settings, items: list[Failure]
+) -> list[Job]:
+    """The failure path for many jobs at once, in ONE write transaction (a reconcile after a
+    crash may have hundreds): delete partial outputs, record reason and log tail, requeue with
+    backoff or fail (and the media with it)."""
+    backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
+    prepared = await trio.to_thread.run_sync(_prepare_failures, site, items)
+    statuses = [status for _, status, _ in items]
+    results = await store.write(_apply_failures, site, prepared, statuses, backoff)
+    for (job, event, _), after in zip(prepared, results, strict=True):
+        log.log(
+            logging.INFO if isinstance(event, StoppedByUs | Vanished) else logging.WARNING,
+            "job=%s step=%s media=%s %s -> %s attempt=%d/%d reason=%s",
+            job.id,
+            job.step,
+            job.media_id,
+            type(event).__name__,
+            after.state.value,
+            after.attempt,
+            after.max_attempts,
+            after.reason,
+        )
+    await trio.to_thread.run_sync(_remove_dirs, site, [job for job, _, _ in items])
+    return results
+
+
+def _remove_dirs(site: Site, jobs: list[JobRow]) -> None:
+    for job in jobs:
+        JobDir(site.jobs / str(job.id)).remove()

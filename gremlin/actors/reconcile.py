@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import Mapping
 
 import trio
 
 from ..media.base import MediaType
-from ..proc import boot_id
+from ..proc import ProcessId, boot_id
 from ..settings import Settings
 from ..store import Site, Store
 from ..store.job_queries import JobRow, record_pid, running_jobs
-from .finish import finish_job
-from .jobfiles import JobDir, abandon
+from .finish import Failure, finish_failures, finish_job
+from .jobfiles import JobDir, Status, abandon
 from .jobstate import Vanished
 
 log = logging.getLogger(__name__)
@@ -35,35 +36,68 @@ NEVER_STARTED = "requeued: the server stopped before the job process started"
 LOST_IN_REBOOT = "requeued: the machine restarted while it ran"
 
 
+BATCH = 200  # failures recorded per write transaction
+
+
+def _classify(
+    site: Site, jobs: list[JobRow]
+) -> tuple[list[JobRow], list[tuple[JobRow, Status]], list[Failure], list[tuple[int, ProcessId]]]:
+    """Sort running jobs into adopt / finish from a good status / failures; and pids found in
+    pid files for rows that had none. File system only: one trip to a thread for them all."""
+    adopt: list[JobRow] = []
+    succeeded: list[tuple[JobRow, Status]] = []
+    failures: list[Failure] = []
+    found: list[tuple[int, ProcessId]] = []
+    me_boot = boot_id()
+    for job in jobs:
+        jobdir = JobDir(site.jobs / str(job.id))
+        process = job.process
+        if process is None:
+            process = abandon(jobdir)
+            if process is None:
+                failures.append((job, None, Vanished(counted=False, reason=NEVER_STARTED)))
+                continue
+            found.append((job.id, process))
+            job = dataclasses.replace(job, process=process)
+        if process.alive():
+            adopt.append(job)
+            continue
+        status = jobdir.read_status()
+        if status is not None and status.ok:
+            succeeded.append((job, status))
+        elif status is None and process.boot != me_boot:
+            failures.append((job, None, Vanished(counted=False, reason=LOST_IN_REBOOT)))
+        else:
+            failures.append((job, status, None))
+    return adopt, succeeded, failures, found
+
+
+def _record_pids(conn: sqlite3.Connection, found: list[tuple[int, ProcessId]]) -> None:
+    for job_id, process in found:
+        record_pid(conn, job_id, process)
+
+
 async def run_reconcile(
     store: Store, site: Site, settings: Settings, types: Mapping[str, MediaType]
 ) -> list[JobRow]:
     """Settle every job recorded as running; return those still alive (to adopt)."""
-    adopted: list[JobRow] = []
-    finished = 0
-    for job in await store.read(running_jobs):
-        jobdir = JobDir(site.jobs / str(job.id))
-        process = job.process
-        if process is None:
-            process = await trio.to_thread.run_sync(abandon, jobdir)
-            if process is None:
-                event = Vanished(counted=False, reason=NEVER_STARTED)
-                await finish_job(store, site, settings, types, job, None, event=event)
-                finished += 1
-                continue
-            await store.write(record_pid, job.id, process)
-            job = dataclasses.replace(job, process=process)
-        if process.alive():
-            log.info("job=%s adopted pid=%d", job.id, process.pid)
-            adopted.append(job)
-            continue
-        status = await trio.to_thread.run_sync(jobdir.read_status)
-        if status is None and process.boot != boot_id():
-            event = Vanished(counted=False, reason=LOST_IN_REBOOT)
-            await finish_job(store, site, settings, types, job, None, event=event)
-        else:
-            await finish_job(store, site, settings, types, job, status)
-        finished += 1
-    if adopted or finished:
-        log.info("reconciled adopted=%d finished=%d", len(adopted), finished)
-    return adopted
+    jobs = await store.read(running_jobs)
+    if not jobs:
+        return []
+    adopt, succeeded, failures, found = await trio.to_thread.run_sync(_classify, site, jobs)
+    if found:
+        await store.write(_record_pids, found)
+    for job in adopt:
+        assert job.process is not None
+        log.info("job=%s adopted pid=%d", job.id, job.process.pid)
+    for job, status in succeeded:
+        await finish_job(store, site, settings, types, job, status)
+    for i in range(0, len(failures), BATCH):
+        await finish_failures(store, site, settings, failures[i : i + BATCH])
+    log.info(
+        "reconciled adopted=%d finished=%d requeued_or_failed=%d",
+        len(adopt),
+        len(succeeded),
+        len(failures),
+    )
+    return adopt
