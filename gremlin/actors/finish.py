@@ -291,6 +291,9 @@ async def finish_job(
             )
         except (FileNotFoundError, NoMediaType) as e:
             event = Failed(str(e), bad_input=isinstance(e, NoMediaType))
+        except Exception as e:  # on_done of a media type, or the disk: a failed attempt
+            log.exception("job=%s finishing failed", job.id)
+            event = Failed(f"finishing failed: {type(e).__name__}: {e}")
         else:
             if ready is not None:
                 log.info("job=%s step=%s done media=%s ready=%s", job.id, job.step, job.media_id,

@@ -174,3 +174,21 @@ async def test_leftover_children_of_a_job_are_killed(
         await wait_for(media_state(site, media_id, "ready", "failed"))
     child = int((tmp_path / "child.pid").read_text())
     await wait_for(lambda: ProcessId.of(child) is None or is_zombie(child), what="child gone")
+
+
+async def test_a_media_type_whose_on_done_raises_fails_the_job_not_the_engine(
+    site: Site, fast: Settings, engine, tmp_path: Path
+) -> None:
+    class Broken(FakeType):
+        def on_done(self, conn, job, result, settings):  # type: ignore[no-untyped-def]
+            raise RuntimeError("bug in the media type")
+
+    fake = Broken({"thumb": script(tmp_path, "ok", OK_BODY)})
+    media_id = add_media(site, [THUMB], max_attempts=2)
+    async with engine(fast, {"fake": fake}):
+        await wait_for(media_state(site, media_id, "failed"))
+    [job] = job_rows(site, media_id)
+    assert (job["state"], job["attempt"]) == ("failed", 2)
+    assert job["reason"] == "finishing failed: RuntimeError: bug in the media type"
+    assert not files_of(site, media_id).get("thumb")
+    assert not (site.media / media_id / "thumb.txt").exists()
