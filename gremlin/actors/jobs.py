@@ -215,7 +215,7 @@ async def _job_task(
                 return
             try:
                 await launcher.launch(jobdir.path, warm_module=spec["python"].partition(":")[0])
-            except LaunchFailed as e:
+            except (LaunchFailed, OSError) as e:
                 log.warning("job=%s launch failed: %s", job.id, e)
             process = jobdir.read_pid()
             if process is None:
