@@ -7,6 +7,7 @@ shared plumbing.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,23 @@ def _leaf_gremlin_error(e: BaseException) -> GremlinError | None:
 
 
 class GremlinGroup(click.Group):
+    """Commands load lazily from gremlin.commands; handled errors print as one line + hint."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .commands import COMMANDS
+
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from .commands import COMMANDS
+
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"gremlin.commands.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -68,7 +86,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    from .commands import register
-
-    register(cli)
     cli(prog_name="gremlin")

@@ -12,7 +12,6 @@ import trio
 from ..cli import run, settings_for, site_argument
 from ..media.ffmpeg import check_ffmpeg, describe_ffmpeg
 from ..media.ffmpeg import status as ffmpeg_status
-from ..serve import announce_stdout, serve
 from ..settings import describe
 from ..store import init_site, open_store
 from ..store.handover import active_handover
@@ -33,6 +32,8 @@ def init(site: str | None) -> None:
 @click.option("--bind", help="HOST:PORT to listen on (port 0: any free port).")
 def serve_command(site: str | None, bind: str | None) -> None:
     """Run the server for SITE (created if missing) until SIGTERM or Ctrl-C."""
+    from ..serve import announce_stdout, serve
+
     settings = settings_for(site, bind=bind)
     check_ffmpeg(settings)  # refuse to start without the encoders video and audio need
     outcome = run(lambda: serve(settings, announce=announce_stdout))

@@ -7,7 +7,6 @@ import json
 from click.testing import CliRunner, Result
 
 from gremlin.cli import cli
-from gremlin.commands import register
 from gremlin.media.base import PlannedJob
 from gremlin.store import Site, connect
 from tests.conftest import run_gremlin
@@ -17,7 +16,6 @@ from .fakes import add_media, job_rows, media_row
 
 def gremlin(*args: str) -> Result:
     """In process (the subprocess round trip is tested once, below)."""
-    register(cli)
     return CliRunner().invoke(cli, list(args), prog_name="gremlin")
 
 
