@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import os
 from pathlib import Path
 
 from gremlin.media.base import PlannedJob
@@ -192,3 +194,15 @@ async def test_a_media_type_whose_on_done_raises_fails_the_job_not_the_engine(
     assert job["reason"] == "finishing failed: RuntimeError: bug in the media type"
     assert not files_of(site, media_id).get("thumb")
     assert not (site.media / media_id / "thumb.txt").exists()
+
+
+async def test_jobs_run_at_the_configured_lower_priority(
+    site: Site, fast: Settings, engine, tmp_path: Path
+) -> None:
+    body = "(out / 'thumb.txt').write_text(str(os.nice(0)))\n"
+    fake = FakeType({"thumb": script(tmp_path, "nice", body)})
+    media_id = add_media(site, [THUMB])
+    async with engine(dataclasses.replace(fast, jobs_nice=7), {"fake": fake}):
+        await wait_for(media_state(site, media_id, "ready", "failed"))
+    niceness = int((site.media / media_id / "thumb.txt").read_text())
+    assert niceness == min(19, os.nice(0) + 7)
