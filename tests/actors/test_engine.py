@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import socket
 from pathlib import Path
 
 from gremlin.media.base import PlannedJob
@@ -206,3 +207,32 @@ async def test_jobs_run_at_the_configured_lower_priority(
         await wait_for(media_state(site, media_id, "ready", "failed"))
     niceness = int((site.media / media_id / "thumb.txt").read_text())
     assert niceness == min(19, os.nice(0) + 7)
+
+
+async def test_without_the_fork_server_the_plain_runner_does_the_same(
+    site: Site, fast: Settings, engine, tmp_path: Path
+) -> None:
+    fake = FakeType({"thumb": script(tmp_path, "ok", OK_BODY)})
+    media_id = add_media(site, [THUMB])
+    async with engine(fast, {"fake": fake}, fork_server=False):
+        await wait_for(media_state(site, media_id, "ready", "failed"), timeout=60)
+    assert media_row(site, media_id)["state"] == "ready"
+    assert (site.media / media_id / "thumb.txt").read_bytes() == b"thumb of raw bytes"
+
+
+async def test_a_dead_fork_server_falls_back_to_the_plain_runner(
+    site: Site, fast: Settings, tmp_path: Path
+) -> None:
+    from gremlin.actors.jobfiles import JobDir, write_json_atomic
+    from gremlin.actors.launch import open_launcher
+
+    async with open_launcher(fork_server=True) as launcher:
+        assert launcher.warm
+        assert launcher._sock is not None
+        launcher._sock.shutdown(socket.SHUT_RDWR)  # the fork server is unreachable
+        jobdir = JobDir(site.jobs / "1")
+        jobdir.fresh()
+        write_json_atomic(jobdir.spec, {"argv": ["true"], "input": "/dev/null", "python": ""})
+        await launcher.launch(jobdir.path)
+        assert jobdir.read_pid() is not None
+        assert not launcher.warm  # and later jobs go straight to the runner
