@@ -242,7 +242,7 @@ def run(rounds: int, site: Path, seed: int, out=sys.stdout) -> dict:
         stop.set()
         for c in clients:
             c.join()
-        if rng.random() < 0.25:
+        if round_no % 4 == 2 or rng.random() < 0.1:  # a simulated reboot, at least 1 in 4
             kill_transcoders(site)
             reboots += 1
             env = {"GREMLIN_FAKE_BOOT_ID": f"torture-boot-{reboots}"}
@@ -257,6 +257,7 @@ def run(rounds: int, site: Path, seed: int, out=sys.stdout) -> dict:
         wait_quiet(site, env, timeout=300 + 2 * len(tally.acknowledged))
         states: dict[str, int] = {"ready": 0, "failed": 0}
         lost, stuck, unexplained = [], [], []
+        failed_inputs: set[str] = set()
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
             for media_id in tally.acknowledged:
                 r = client.get(f"{server.url}/api/v1/media/{media_id}")
@@ -268,8 +269,10 @@ def run(rounds: int, site: Path, seed: int, out=sys.stdout) -> dict:
                     stuck.append(media_id)
                     continue
                 states[media["state"]] += 1
-                if media["state"] == "failed" and not media.get("reason"):
-                    unexplained.append(media_id)
+                if media["state"] == "failed":
+                    failed_inputs.add(tally.acknowledged[media_id])
+                    if not media.get("reason"):
+                        unexplained.append(media_id)
         jobs = json.loads(gremlin("jobs", str(site), "--json", env=env))
         running = [j for j in jobs if j["state"] in ("running", "queued")]
     finally:
@@ -284,6 +287,7 @@ def run(rounds: int, site: Path, seed: int, out=sys.stdout) -> dict:
         "lost": len(lost),
         "stuck": len(stuck),
         "failed_without_reason": len(unexplained),
+        "failed_inputs": sorted(failed_inputs),
         "jobs_not_finished": len(running),
         "fsck_findings": fsck.get("findings", []),
         "refused": tally.refused,
