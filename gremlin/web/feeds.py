@@ -66,6 +66,10 @@ def atom(title: str, self_path: str, alternate_path: str, items: list[dict[str, 
         author = _sub(entry, "author")
         _sub(author, "name", m["owner_name"])
         _sub(author, "uri", absolute(f"/u/{m['owner_name']}"))
+        if enclosure := m.get("enclosure"):
+            href = absolute(file_url(m["id"], enclosure["role"]))
+            length = str(enclosure["size"])
+            _sub(entry, "link", rel="enclosure", href=href, type=enclosure["mime"], length=length)
         _sub(entry, "content", entry_html(m), type="html")
     body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
     return Response(
@@ -78,7 +82,8 @@ def atom(title: str, self_path: str, alternate_path: str, items: list[dict[str, 
 @bp.get("/feed.atom")
 async def site_feed() -> ResponseReturnValue:
     listing = await runtime().store.read(queries.recent_public, None, FEED_SIZE)
-    return atom("Recent media", "/feed.atom", "/", listing.items)
+    items = await runtime().store.read(queries.attach_enclosures, listing.items)
+    return atom("Recent media", "/feed.atom", "/", items)
 
 
 @bp.get("/u/<name>/feed.atom")
@@ -89,13 +94,15 @@ async def user_feed(name: str) -> ResponseReturnValue:
     listing = await runtime().store.read(
         queries.user_gallery, owner["id"], queries.VISITOR, None, FEED_SIZE
     )
-    return atom(owner["name"], f"/u/{name}/feed.atom", f"/u/{name}", listing.items)
+    items = await runtime().store.read(queries.attach_enclosures, listing.items)
+    return atom(owner["name"], f"/u/{name}/feed.atom", f"/u/{name}", items)
 
 
 @bp.get("/tag/<tag>/feed.atom")
 async def tag_feed(tag: str) -> ResponseReturnValue:
     listing = await runtime().store.read(queries.tagged, tag, None, FEED_SIZE)
-    return atom(f"#{tag}", f"/tag/{tag}/feed.atom", f"/tag/{tag}", listing.items)
+    items = await runtime().store.read(queries.attach_enclosures, listing.items)
+    return atom(f"#{tag}", f"/tag/{tag}/feed.atom", f"/tag/{tag}", items)
 
 
 @bp.get("/u/<name>/c/<slug>/feed.atom")
@@ -106,6 +113,7 @@ async def collection_feed(name: str, slug: str) -> ResponseReturnValue:
         raise not_found("collection")
     items = await runtime().store.read(cdb.collection_items, coll["id"], queries.VISITOR)
     items = [m for m in items if m["visibility"] == "public"][:FEED_SIZE]
+    items = await runtime().store.read(queries.attach_enclosures, items)
     base = f"/u/{name}/c/{slug}"
     return atom(coll["title"], f"{base}/feed.atom", base, items)
 

@@ -244,3 +244,34 @@ def popular_tags(conn: sqlite3.Connection, limit: int = 30) -> list[tuple[str, i
             (limit,),
         )
     ]
+
+
+def attach_enclosures(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give video and audio rows an `enclosure` (role, mime, size) for feeds: the video
+    rendition a page plays first (the largest up to 720 lines), MP3 before other audio."""
+    av = [r for r in rows if r["kind"] in ("video", "audio")]
+    if not av:
+        return rows
+    marks = ",".join("?" * len(av))
+    found: dict[str, list[dict[str, Any]]] = {}
+    for f in conn.execute(
+        f"SELECT media_id, role, mime, size, height FROM files WHERE media_id IN ({marks})"
+        " AND (role LIKE 'video\\_%' ESCAPE '\\' OR role LIKE 'audio\\_%' ESCAPE '\\')",
+        [r["id"] for r in av],
+    ):
+        found.setdefault(f["media_id"], []).append(dict(f))
+    for row in av:
+        files = found.get(row["id"], [])
+        videos = sorted((f for f in files if f["role"].startswith("video_")), key=_height)
+        fits = [f for f in videos if _height(f) <= 720]
+        audios = sorted(
+            (f for f in files if f["role"].startswith("audio_")),
+            key=lambda f: f["mime"] != "audio/mpeg",
+        )
+        best = (fits[-1] if fits else videos[0]) if videos else (audios[0] if audios else None)
+        row["enclosure"] = best
+    return rows
+
+
+def _height(f: dict[str, Any]) -> int:
+    return int(f.get("height") or 0)

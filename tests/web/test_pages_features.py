@@ -247,3 +247,42 @@ async def test_admin_sets_a_user_quota(app: QuartTrio, store: Store) -> None:
     assert await quota() is None  # back to the site's default
     ann = await signed_in(app, "ann")
     assert (await post_form(ann, path, {"quota_mib": "999"})).status_code == 403
+
+
+async def test_feeds_carry_enclosures_for_audio_and_video(app: QuartTrio, store: Store) -> None:
+    uid, _ = await add_user(store, "ann")
+    song = await media(
+        store,
+        uid,
+        kind="audio",
+        title="Song",
+        files={
+            "audio_opus": {"mime": "audio/webm", "size": 111},
+            "audio_mp3": {"mime": "audio/mpeg", "size": 222},
+        },
+    )
+    clip = await media(
+        store,
+        uid,
+        kind="video",
+        title="Clip",
+        files={
+            "video_360": {"mime": "video/mp4", "height": 360, "size": 333},
+            "video_720": {"mime": "video/mp4", "height": 720, "size": 444},
+            "video_1080": {"mime": "video/mp4", "height": 1080, "size": 555},
+        },
+    )
+    await media(store, uid, title="Photo")
+    feed = ET.fromstring(await (await app.test_client().get("/u/ann/feed.atom")).get_data())
+    enclosures = {
+        e.findtext(f"{ATOM}title"): [
+            (link.get("href"), link.get("type"), link.get("length"))
+            for link in e.findall(f"{ATOM}link[@rel='enclosure']")
+        ]
+        for e in feed.iter(f"{ATOM}entry")
+    }
+    assert enclosures == {
+        "Song": [(f"http://localhost/files/{song}/audio_mp3", "audio/mpeg", "222")],
+        "Clip": [(f"http://localhost/files/{clip}/video_720", "video/mp4", "444")],
+        "Photo": [],
+    }
