@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import mimetypes
 import os
 import signal
 import sqlite3
@@ -28,12 +27,13 @@ import trio
 
 from ..media.base import EXIT_BAD_INPUT, JobView, MediaType
 from ..settings import Settings
-from ..store import Site, Store, sha256_file
+from ..store import Site, Store
 from ..store.content import fsync_dir, move_durable
 from ..store.job_queries import JobRow, apply_event, mark_ready_if_unblocked
 from ..store.jobs import insert_planned_jobs
 from .jobfiles import JobDir, Status
 from .jobstate import Backoff, Event, Failed, Hung, Job, JobState, StoppedByUs, Vanished
+from .outputs import Output, gather_outputs
 
 log = logging.getLogger(__name__)
 
@@ -95,60 +95,6 @@ def failure_event(jobdir: JobDir, status: Status | None, tail: list[str]) -> Eve
         return Failed(f"exited {status.exit_code}: {last}")
     name = signal.Signals(status.signal).name if status.signal else "a signal"
     return Failed(f"killed by {name}: {last}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Output:
-    role: str
-    name: str
-    src: Path
-    dst: Path
-    size: int
-    sha256: str
-    mime: str
-    width: int | None
-    height: int | None
-    duration: float | None
-
-
-def _guess_mime(name: str) -> str:
-    return mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def _image_size(path: Path) -> tuple[int | None, int | None]:
-    try:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            return im.size
-    except Exception:
-        return None, None
-
-
-def collect_outputs(site: Site, job: JobRow, result: Mapping[str, Any]) -> list[Output]:
-    """Hash each declared output (in out/, or already moved by an interrupted finish)."""
-    jobdir = JobDir(site.jobs / str(job.id))
-    # Per-output facts a worker may return: {"files" or "outputs": {role: {mime, width, ...}}}.
-    info_by_role = result.get("files") or result.get("outputs") or {}
-    if not isinstance(info_by_role, dict):
-        info_by_role = {}
-    outputs = []
-    for role, name in job.outputs.items():
-        src, dst = jobdir.out / name, site.media / job.media_id / name
-        present = src if src.exists() else dst if dst.exists() else None
-        if present is None:
-            raise FileNotFoundError(f"declared output {name!r} was not produced")
-        size, digest = sha256_file(present)
-        info = info_by_role.get(role)
-        info = info if isinstance(info, dict) else {}
-        mime = info.get("mime") or _guess_mime(name)
-        width, height = info.get("width"), info.get("height")
-        if width is None and mime.startswith("image/"):
-            width, height = _image_size(present)
-        outputs.append(
-            Output(role, name, src, dst, size, digest, mime, width, height, info.get("duration"))
-        )
-    return outputs
 
 
 def commit_success(
@@ -256,19 +202,6 @@ def settle_original(conn: sqlite3.Connection, site: Site, media_id: str) -> bool
     return True
 
 
-def _read_result(jobdir: JobDir) -> dict[str, Any]:
-    try:
-        data = json.loads((jobdir.out / "result.json").read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _gather(site: Site, job: JobRow, jobdir: JobDir) -> tuple[dict[str, Any], list[Output]]:
-    result = _read_result(jobdir)
-    return result, collect_outputs(site, job, result)
-
-
 async def finish_job(
     store: Store,
     site: Site,
@@ -284,7 +217,7 @@ async def finish_job(
     jobdir = JobDir(site.jobs / str(job.id))
     if status is not None and status.ok:
         try:
-            result, outputs = await trio.to_thread.run_sync(_gather, site, job, jobdir)
+            result, outputs = await trio.to_thread.run_sync(gather_outputs, site, job, jobdir)
             media_type = media_type_for(types, job)
             ready = await store.write(
                 commit_success, site, job, outputs, result, media_type, settings
