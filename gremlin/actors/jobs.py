@@ -233,17 +233,23 @@ async def _job_task(
         kill_group_now(process)  # leftovers of the group (a script's background children)
         status = await trio.to_thread.run_sync(jobdir.read_status)
         await finish_job(store, site, settings, types, job, status)
-    except trio.Cancelled:
-        if not leave_running():
+    except BaseException as e:
+        if not _only_cancelled(e):
+            state.leave_running = True  # a bug or a broken disk: the next start adopts them
+        elif not leave_running():
             with trio.move_on_after(2 * settings.kill_grace_seconds + 10, shield=True):
                 await _stop_and_requeue(store, site, settings, types, job, jobdir, process)
-        raise
-    except Exception:
-        state.leave_running = True
         raise
     finally:
         state.running.pop(job.id, None)
         state.wake.set()
+
+
+def _only_cancelled(e: BaseException) -> bool:
+    """A cancellation, possibly wrapped in exception groups by nurseries on the way."""
+    if isinstance(e, BaseExceptionGroup):
+        return e.split(trio.Cancelled)[1] is None
+    return isinstance(e, trio.Cancelled)
 
 
 def prepare_job(
