@@ -44,17 +44,22 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import itsdangerous
 import trio
-from quart import Quart, Response, current_app, g, redirect, request
+from quart import Quart, current_app, g, redirect, request
 
 from ..accounts import create_user, hash_password, token_hash, verify_password
 from ..errors import BadRequest, Forbidden, Maintenance, NotFound, Unauthorized
 from ..runtime import Runtime
 from . import signin
+from .sessions import (
+    SESSION_COOKIE,
+    get_runtime,
+    load_session,
+    save_session,
+    session,
+    write_session_cookie,
+)
 
-SESSION_COOKIE = "gremlin_session"
-SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 SIGNIN_PATH = "/signin"
@@ -93,10 +98,6 @@ def _password_tag(password_hash: str | None) -> str:
     return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
 
 
-def get_runtime() -> Runtime:
-    return current_app.extensions["gremlin"]
-
-
 def base_url() -> str:
     """The site's public URL without a trailing slash (settings.base_url, else the request's)."""
     return (get_runtime().settings.base_url or request.host_url).rstrip("/")
@@ -104,81 +105,6 @@ def base_url() -> str:
 
 def is_api_request() -> bool:
     return request.path.startswith("/api/")
-
-
-# -- the session secret and cookie -----------------------------------------------------------
-
-
-def _get_or_create_secret(conn: sqlite3.Connection) -> str:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'session_secret'").fetchone()
-    if row is not None:
-        return str(row["value"])
-    value = secrets.token_hex(32)
-    conn.execute("INSERT INTO meta (key, value) VALUES ('session_secret', ?)", (value,))
-    return value
-
-
-def _read_secret(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'session_secret'").fetchone()
-    return None if row is None else str(row["value"])
-
-
-async def _serializer() -> itsdangerous.URLSafeTimedSerializer:
-    cached = current_app.extensions.get("gremlin.session_serializer")
-    if cached is None:
-        store = get_runtime().store
-        secret = await store.read(_read_secret)
-        if secret is None:
-            secret = await store.write(_get_or_create_secret)
-        cached = itsdangerous.URLSafeTimedSerializer(secret, salt="gremlin.session")
-        current_app.extensions["gremlin.session_serializer"] = cached
-    return cached
-
-
-def _session() -> dict[str, Any]:
-    """This request's session payload: {"c": csrf} and, signed in, {"u": id, "p": tag}."""
-    return g.gremlin_session
-
-
-def _save_session(payload: dict[str, Any] | None) -> None:
-    g.gremlin_session = payload or {}
-    g.gremlin_session_dirty = True
-
-
-async def _load_session() -> None:
-    serializer = await _serializer()
-    g.gremlin_serializer = serializer
-    g.gremlin_session = {}
-    g.gremlin_session_dirty = False
-    raw = request.cookies.get(SESSION_COOKIE)
-    if raw:
-        try:
-            payload = serializer.loads(raw, max_age=SESSION_MAX_AGE_SECONDS)
-        except itsdangerous.BadData:
-            payload = None
-        if isinstance(payload, dict):
-            g.gremlin_session = payload
-
-
-async def _write_session_cookie(response: Response) -> Response:
-    if not getattr(g, "gremlin_session_dirty", False):
-        return response
-    settings = get_runtime().settings
-    payload = _session()
-    if not payload:
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
-    response.set_cookie(
-        SESSION_COOKIE,
-        g.gremlin_serializer.dumps(payload),
-        max_age=SESSION_MAX_AGE_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="Lax",
-        secure=settings.secure_cookies,
-    )
-    response.headers.add("Vary", "Cookie")
-    return response
 
 
 # -- who is asking ---------------------------------------------------------------------------
@@ -238,12 +164,12 @@ async def current_user() -> User | None:
             )
         user = User.from_row(row)
         await _note_token_use(row["token_id"], row["token_last_used_at"])
-    elif (user_id := _session().get("u")) is not None:
+    elif (user_id := session().get("u")) is not None:
         row = await store.read(_user_by_id, int(user_id))
-        if row is not None and _password_tag(row["password_hash"]) == _session().get("p"):
+        if row is not None and _password_tag(row["password_hash"]) == session().get("p"):
             user = User.from_row(row)
         else:
-            _save_session({"c": _session().get("c")} if _session().get("c") else None)
+            save_session({"c": session().get("c")} if session().get("c") else None)
     g.gremlin_user = user
     return user
 
@@ -291,14 +217,14 @@ def admin_required(view: V) -> V:
 
 def csrf_token() -> str:
     """The token forms embed (creates an anonymous session cookie on first use)."""
-    session = _session()
-    if not session.get("c"):
-        _save_session({**session, "c": secrets.token_urlsafe(24)})
-    return str(_session()["c"])
+    payload = session()
+    if not payload.get("c"):
+        save_session({**payload, "c": secrets.token_urlsafe(24)})
+    return str(session()["c"])
 
 
 def csrf_ok(given: str | None) -> bool:
-    expected = _session().get("c")
+    expected = session().get("c")
     return bool(given and expected) and hmac.compare_digest(str(given), str(expected))
 
 
@@ -381,12 +307,12 @@ async def authenticate(name: str, password: str) -> User:
 
 def sign_in(user: User) -> None:
     """Start a session for `user` on this response (a fresh CSRF token too)."""
-    _save_session({"u": user.id, "p": user.password_tag, "c": secrets.token_urlsafe(24)})
+    save_session({"u": user.id, "p": user.password_tag, "c": secrets.token_urlsafe(24)})
     g.gremlin_user = user
 
 
 def sign_out() -> None:
-    _save_session(None)
+    save_session(None)
     g.gremlin_user = None
 
 
@@ -431,8 +357,8 @@ def init_auth(app: Quart) -> None:
 
     @app.before_request
     async def _auth_before() -> None:
-        await _load_session()
+        await load_session()
         await _check_csrf()
 
-    app.after_request(_write_session_cookie)
+    app.after_request(write_session_cookie)
     app.jinja_env.globals["csrf_token"] = csrf_token
