@@ -213,8 +213,7 @@ def copy_database(
         if from_schema > latest(steps):
             raise SchemaTooNew(str(src), from_schema, latest(steps))
         if built_by_steps(conn, steps, from_schema):
-            counts, warnings = _copy_pages(conn, src), []
-            method = "pages"
+            counts, warnings, method = _copy_pages(conn, src), list[str](), "pages"
         else:
             apply_steps(conn, upto=from_schema, steps=steps, app_version=app_version)
             conn.execute("PRAGMA foreign_keys = OFF")  # rows arrive table by table
