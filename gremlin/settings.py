@@ -69,6 +69,11 @@ class Settings:
         "", "When two media types claim one input: 'input=type,...' pairs naming the winner."
     )
 
+    public_originals: bool = _setting(
+        False,
+        "Let every viewer of a media download its original upload, which keeps all the"
+        " camera's metadata (GPS included). Off: only its owner and admins.",
+    )
     max_upload_bytes: int = _setting(8 * 1024**3, "Largest single upload accepted, in bytes.")
     user_quota_bytes: int = _setting(0, "Storage quota per user, in bytes (0: unlimited).")
     incoming_stale_hours: float = _setting(

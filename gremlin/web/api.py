@@ -72,8 +72,13 @@ async def _managed(media_id: str) -> tuple[dict[str, Any], Viewer]:
 
 @bp.get("/media/<media_id>")
 async def get_media(media_id: str) -> ResponseReturnValue:
-    found = await get_runtime().store.read(
-        api_queries.get_media, media_id, await viewer(), base_url()
+    runtime = get_runtime()
+    found = await runtime.store.read(
+        api_queries.get_media,
+        media_id,
+        await viewer(),
+        base_url(),
+        runtime.settings.public_originals,
     )
     if found is None:
         raise NotFound(f"no media {media_id}")
@@ -103,6 +108,7 @@ async def list_media() -> ResponseReturnValue:
         api_queries.list_media,
         viewer=await viewer(),
         base=base_url(),
+        public_originals=get_runtime().settings.public_originals,
         owner=request.args.get("owner") or None,
         kind=_choice("kind", tuple(k.value for k in Kind)),
         state=_choice("state", STATES),
@@ -140,7 +146,10 @@ async def edit_media(media_id: str) -> ResponseReturnValue:
 
 
 async def _represent(media_id: str, who: Viewer) -> dict[str, Any]:
-    found = await get_runtime().store.read(api_queries.get_media, media_id, who, base_url())
+    runtime = get_runtime()
+    found = await runtime.store.read(
+        api_queries.get_media, media_id, who, base_url(), runtime.settings.public_originals
+    )
     if found is None:
         raise NotFound(f"no media {media_id}")
     return found

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from typing import Any
 
-from .queries import Cursor, Viewer, may_view
+from .queries import Cursor, Viewer, may_fetch_original, may_view
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
@@ -39,10 +39,15 @@ def media_row(conn: sqlite3.Connection, media_id: str) -> dict[str, Any] | None:
 
 
 def represent(
-    conn: sqlite3.Connection, media: dict[str, Any], viewer: Viewer, base: str
+    conn: sqlite3.Connection,
+    media: dict[str, Any],
+    viewer: Viewer,
+    base: str,
+    public_originals: bool = False,
 ) -> dict[str, Any]:
     """The GET /api/v1/media/<id> shape (DESIGN.md: keep these keys exactly)."""
     manages = viewer.may_manage(media["owner_id"])
+    originals = may_fetch_original(media, viewer, public_originals)
     files = [
         {
             "role": f["role"],
@@ -57,6 +62,7 @@ def represent(
         for f in conn.execute(
             "SELECT * FROM files WHERE media_id = ? ORDER BY role", (media["id"],)
         )
+        if originals or f["role"] != "original"
     ]
     jobs = []
     if manages:
@@ -93,10 +99,14 @@ def viewable(conn: sqlite3.Connection, media_id: str, viewer: Viewer) -> dict[st
 
 
 def get_media(
-    conn: sqlite3.Connection, media_id: str, viewer: Viewer, base: str
+    conn: sqlite3.Connection,
+    media_id: str,
+    viewer: Viewer,
+    base: str,
+    public_originals: bool = False,
 ) -> dict[str, Any] | None:
     media = viewable(conn, media_id, viewer)
-    return None if media is None else represent(conn, media, viewer, base)
+    return None if media is None else represent(conn, media, viewer, base, public_originals)
 
 
 def list_media(
@@ -110,6 +120,7 @@ def list_media(
     tag: str | None = None,
     cursor: Cursor | None = None,
     limit: int = DEFAULT_LIMIT,
+    public_originals: bool = False,
 ) -> tuple[list[dict[str, Any]], Cursor | None]:
     """Newest first, keyset-paged; only what `viewer` may see listed."""
     where = ["1"]
@@ -137,6 +148,6 @@ def list_media(
     ]
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [represent(conn, r, viewer, base) for r in rows]
+    items = [represent(conn, r, viewer, base, public_originals) for r in rows]
     nxt = Cursor(rows[-1]["created_at"], rows[-1]["id"]) if more and rows else None
     return items, nxt

@@ -25,7 +25,7 @@ from ..store import Site
 from . import api_queries
 from .api import viewer
 from .auth import get_runtime
-from .queries import Viewer
+from .queries import Viewer, may_fetch_original
 from .ranges import RangeNotSatisfiable, etag_for, etag_matches, if_range_allows, parse_range
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,12 @@ MOVE_RETRIES = 5
 
 
 def _file_for(
-    conn: sqlite3.Connection, media_id: str, role: str, who: Viewer
+    conn: sqlite3.Connection, media_id: str, role: str, who: Viewer, public_originals: bool
 ) -> dict[str, Any] | None:
     media = api_queries.viewable(conn, media_id, who)
     if media is None:
+        return None
+    if role == "original" and not may_fetch_original(media, who, public_originals):
         return None
     row = conn.execute(
         "SELECT path, mime, size, sha256 FROM files WHERE media_id = ? AND role = ?",
@@ -94,7 +96,9 @@ async def serve_file(media_id: str, role: str) -> ResponseReturnValue:
     found: dict[str, Any] | None = None
     fd: int | None = None
     for attempt in range(MOVE_RETRIES):
-        found = await runtime.store.read(_file_for, media_id, role, who)
+        found = await runtime.store.read(
+            _file_for, media_id, role, who, runtime.settings.public_originals
+        )
         if found is None:
             raise NotFound(f"no file {role!r} of media {media_id} that you may see")
         fd = await trio.to_thread.run_sync(_open_stored, runtime.site, found["path"])

@@ -62,8 +62,11 @@ async def tag_page(tag: str) -> ResponseReturnValue:
 async def viewable_media(media_id: str) -> dict[str, Any]:
     """The media if this request's viewer may see it; 404 otherwise (never reveal a private one)."""
     media = await runtime().store.read(queries.media_detail, media_id)
-    if media is None or not queries.may_view(media, await viewer()):
+    who = await viewer()
+    if media is None or not queries.may_view(media, who):
         raise not_found("media")
+    if not queries.may_fetch_original(media, who, runtime().settings.public_originals):
+        media["files"].pop("original", None)  # GPS and all: not for every viewer
     return media
 
 
@@ -108,8 +111,16 @@ def share_image(media: dict[str, Any]) -> dict[str, Any] | None:
 
 @bp.get("/m/<media_id>")
 async def media_page(media_id: str) -> ResponseReturnValue:
+    return await render_media_page(media_id)
+
+
+async def render_media_page(media_id: str, status: int = 200, **extra: Any) -> ResponseReturnValue:
+    """The media page; `extra` reaches the template (the comment form's error and draft)."""
+    from .comments_db import MAX_COMMENT_CHARS, comments_for
+
     media = await viewable_media(media_id)
     who = await viewer()
+    comments = await runtime().store.read(comments_for, media_id, who)
     manage = who.may_manage(media["owner_id"])
     collections = []
     if who.signed_in and media["state"] == "ready":
@@ -119,6 +130,7 @@ async def media_page(media_id: str) -> ResponseReturnValue:
     media_url = absolute(f"/m/{media_id}")
     return await page(
         "media.html",
+        status=status,
         m=media,
         manage=manage,
         stage=players(media, request.args.get("q")),
@@ -131,6 +143,9 @@ async def media_page(media_id: str) -> ResponseReturnValue:
         share=share_image(media),
         absolute=absolute,
         collections=collections,
+        comments=comments,
+        max_comment_chars=MAX_COMMENT_CHARS,
+        **extra,
     )
 
 
@@ -162,7 +177,7 @@ async def not_found_page(e: HTTPNotFound) -> ResponseReturnValue:
 
 
 def register(app: Quart) -> None:
-    from . import admin, feeds, pages_account, pages_collections, pages_media
+    from . import admin, feeds, pages_account, pages_collections, pages_comments, pages_media
     from .pageutil import install_template_helpers
 
     install_template_helpers(app)
@@ -172,5 +187,6 @@ def register(app: Quart) -> None:
     app.register_blueprint(pages_account.bp)
     app.register_blueprint(pages_media.bp)
     app.register_blueprint(pages_collections.bp)
+    app.register_blueprint(pages_comments.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(admin.bp)

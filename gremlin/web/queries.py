@@ -49,6 +49,14 @@ class Viewer:
 VISITOR = Viewer()
 
 
+def may_fetch_original(
+    media: sqlite3.Row | dict[str, Any], viewer: Viewer, public_originals: bool
+) -> bool:
+    """Originals keep everything the camera wrote, GPS included: only the owner and admins
+    download them, unless the `public_originals` setting lets every viewer of the media."""
+    return public_originals or viewer.may_manage(media["owner_id"])
+
+
 def may_view(media: sqlite3.Row | dict[str, Any], viewer: Viewer) -> bool:
     """May `viewer` open this media's page (and its files)?"""
     if viewer.may_manage(media["owner_id"]):

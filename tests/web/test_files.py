@@ -100,7 +100,7 @@ async def test_authorization_matrix_for_api_and_files(app: QuartTrio, runtime: R
 
 
 async def test_ranges_etag_and_cache_headers(app: QuartTrio, runtime: Runtime) -> None:
-    owner_id, _ = await add_user(runtime.store, "owner")
+    owner_id, owner = await add_user(runtime.store, "owner")
     media_id = await make_media(runtime.store, runtime.site.content, owner_id, thumb=THUMB)
     url = f"/files/{media_id}/thumb"
     async with app.test_app() as test_app:
@@ -131,7 +131,7 @@ async def test_ranges_etag_and_cache_headers(app: QuartTrio, runtime: Runtime) -
         assert (await client.get(url, headers={"If-None-Match": '"other"'})).status_code == 200
         head = await client.head(url)
         assert head.status_code == 200 and await head.get_data() == b""  # length: e2e test
-        original = await client.get(f"/files/{media_id}/original")
+        original = await client.get(f"/files/{media_id}/original", headers=bearer(owner))
         assert "immutable" not in original.headers["Cache-Control"]
         assert original.headers["Content-Type"] == "image/jpeg"
         assert (await client.get(f"/files/{media_id}/nope")).status_code == 404
@@ -170,3 +170,32 @@ async def test_original_being_settled_is_still_served(app: QuartTrio, runtime: R
             lambda c: c.execute("UPDATE files SET path = 'media/gone.bin' WHERE role = 'thumb'")
         )
         assert (await client.get(f"/files/{media_id}/thumb")).status_code == 404
+
+
+async def test_originals_only_for_owner_and_admin_unless_public(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    """Originals keep the camera's metadata, GPS included: visitors get only derived files."""
+    owner_id, owner = await add_user(runtime.store, "owner")
+    _, other = await add_user(runtime.store, "other")
+    _, admin = await add_user(runtime.store, "admin", admin=True)
+    media_id = await make_media(runtime.store, runtime.site.content, owner_id, thumb=THUMB)
+    url = f"/files/{media_id}/original"
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        for headers, expected in [
+            ({}, 404),
+            (bearer(other), 404),
+            (bearer(owner), 200),
+            (bearer(admin), 200),
+        ]:
+            assert (await client.get(url, headers=headers)).status_code == expected
+            api = await (await client.get(f"/api/v1/media/{media_id}", headers=headers)).get_json()
+            roles = {f["role"] for f in api["files"]}
+            assert ("original" in roles) == (expected == 200)
+            assert "thumb" in roles
+    settings = dataclasses.replace(runtime.settings, public_originals=True)
+    public_app = create_app(dataclasses.replace(runtime, settings=settings))
+    async with public_app.test_app() as test_app:
+        client = test_app.test_client()
+        assert (await client.get(url)).status_code == 200

@@ -36,7 +36,7 @@ async def test_home_lists_only_public_ready_media(app: QuartTrio, store: Store) 
 async def test_media_page_shows_sized_image_details_and_markdown(
     app: QuartTrio, store: Store
 ) -> None:
-    uid, _ = await add_user(store, "ann")
+    uid, ann = await add_user(store, "ann")
     mid = await media(
         store,
         uid,
@@ -49,7 +49,12 @@ async def test_media_page_shows_sized_image_details_and_markdown(
     assert r.status_code == 200
     page = await text_of(r)
     assert f'src="/files/{mid}/medium"' in page and 'width="1280"' in page
-    assert f'href="/files/{mid}/original"' in page  # the larger one
+    # The larger one is the original, which keeps its GPS: the owner's, not a visitor's.
+    assert f"/files/{mid}/original" not in page
+    owners = await text_of(
+        await app.test_client().get(f"/m/{mid}", headers={"Authorization": f"Bearer {ann}"})
+    )
+    assert f'href="/files/{mid}/original"' in owners
     assert "<em>calm</em>" in page and "<li>boats</li>" in page
     assert 'href="/tag/sea"' in page
     assert "X100V" in page and "f/2.8" in page and "1/250 s" in page
