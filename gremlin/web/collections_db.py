@@ -16,6 +16,7 @@ from ..media.commit import slugify
 from .queries import Viewer, attach_thumbs, may_view
 
 MAX_TITLE_CHARS = 120
+MAX_NOTE_CHARS = 2000
 
 
 class Move(enum.Enum):
@@ -62,7 +63,7 @@ def collection_items(
         for r in conn.execute(
             "SELECT m.id, m.owner_id, m.kind, m.state, m.title, m.visibility, m.width, m.height,"
             " m.duration, m.created_at, m.ready_at, m.description, u.name AS owner_name,"
-            " i.position, i.added_at FROM collection_items i"
+            " i.position, i.added_at, i.note FROM collection_items i"
             " JOIN media m ON m.id = i.media_id JOIN users u ON u.id = m.owner_id"
             " WHERE i.collection_id = ? ORDER BY i.position, i.added_at",
             (collection_id,),
@@ -161,6 +162,25 @@ def move_item(
         "UPDATE collection_items SET position = ? WHERE collection_id = ? AND media_id = ?",
         [(pos, collection_id, mid) for pos, mid in enumerate(order, start=1)],
     )
+    return str(coll["slug"])
+
+
+def set_note(
+    conn: sqlite3.Connection, collection_id: int, owner_id: int, media_id: str, note: str
+) -> str:
+    """Set (or clear, when empty) the owner's note on one item; returns the collection's slug."""
+    coll = _owned(conn, collection_id, owner_id)
+    text = note.replace("\r\n", "\n").strip()
+    if len(text) > MAX_NOTE_CHARS:
+        raise BadRequest(
+            f"a note may be at most {MAX_NOTE_CHARS} characters (this one has {len(text)})"
+        )
+    cur = conn.execute(
+        "UPDATE collection_items SET note = ? WHERE collection_id = ? AND media_id = ?",
+        (text or None, collection_id, media_id),
+    )
+    if cur.rowcount == 0:
+        raise NotFound("that media is not in this collection")
     return str(coll["slug"])
 
 

@@ -46,7 +46,13 @@ async def collection(name: str, slug: str) -> ResponseReturnValue:
     if not coll:
         raise not_found("collection")
     items = await runtime().store.read(cdb.collection_items, coll["id"], who)
-    return await page("collection.html", c=coll, items=items, mine=who.owns(coll["owner_id"]))
+    return await page(
+        "collection.html",
+        c=coll,
+        items=items,
+        mine=who.owns(coll["owner_id"]),
+        max_note_chars=cdb.MAX_NOTE_CHARS,
+    )
 
 
 @bp.post("/collections")
@@ -91,6 +97,16 @@ async def move_item(collection_id: int) -> ResponseReturnValue:
         cdb.move_item, collection_id, who.user_id, form.get("media_id", ""), move
     )
     return redirect_to("collections.collection", name=who.name, slug=slug)
+
+
+@bp.post("/collections/<int:collection_id>/note")
+async def set_note(collection_id: int) -> ResponseReturnValue:
+    who = await require_signed_in()
+    form = await request.form
+    slug = await runtime().store.write(
+        cdb.set_note, collection_id, who.user_id, form.get("media_id", ""), form.get("note", "")
+    )
+    return redirect_to("collections.collection", done="note_saved", name=who.name, slug=slug)
 
 
 @bp.post("/collections/<int:collection_id>/delete")

@@ -30,6 +30,9 @@ NOTICES = {
     "welcome": ("ok", "Your administrator account is ready. Welcome!"),
     "user_updated": ("ok", "The user is updated."),
     "revoked": ("ok", "The token is revoked: it no longer works."),
+    "commented": ("ok", "Your comment is posted."),
+    "comment_deleted": ("ok", "The comment is deleted."),
+    "note_saved": ("ok", "The note is saved."),
 }
 
 
