@@ -53,6 +53,7 @@ from ..runtime import Runtime
 from . import signin
 from .sessions import (
     SESSION_COOKIE,
+    ensure_serializer,
     get_runtime,
     load_session,
     save_session,
@@ -354,6 +355,12 @@ async def create_first_admin(token: str, name: str, password: str) -> User:
 
 def init_auth(app: Quart) -> None:
     """Install the hooks: load the session, check CSRF, write the cookie back."""
+
+    @app.before_serving
+    async def _secret_before_serving() -> None:
+        # Made (a write) at start-up, not on the first request: a server that enters
+        # maintenance before serving anything must still answer reads.
+        await ensure_serializer()
 
     @app.before_request
     async def _auth_before() -> None:

@@ -38,7 +38,7 @@ def _read_secret(conn: sqlite3.Connection) -> str | None:
     return None if row is None else str(row["value"])
 
 
-async def _serializer() -> itsdangerous.URLSafeTimedSerializer:
+async def ensure_serializer() -> itsdangerous.URLSafeTimedSerializer:
     cached = current_app.extensions.get("gremlin.session_serializer")
     if cached is None:
         store = get_runtime().store
@@ -61,7 +61,7 @@ def save_session(payload: dict[str, Any] | None) -> None:
 
 
 async def load_session() -> None:
-    serializer = await _serializer()
+    serializer = await ensure_serializer()
     g.gremlin_serializer = serializer
     g.gremlin_session = {}
     g.gremlin_session_dirty = False
