@@ -16,6 +16,7 @@ from .api import register as register_api
 from .auth import init_auth
 from .bodies import StreamingHTTPConnection
 from .legacy import register as register_legacy
+from .maintenance_page import install_maintenance_page
 from .pages import register as register_pages
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def create_app(runtime: Runtime) -> QuartTrio:
     )
     app.extensions["gremlin"] = runtime
     app.asgi_http_class = StreamingHTTPConnection  # streamed bodies bypass Quart's buffer
+    install_maintenance_page(app)  # before init_auth: a refused post's body is never read
     init_auth(app)
     register_api(app)  # JSON API, tus uploads, files, OpenAPI (gremlin.web.api)
     register_pages(app)  # HTML pages, feeds, oEmbed, admin panel (gremlin.web.pages)
