@@ -25,6 +25,7 @@ from ..actors.fsck import Report, run_fsck
 from ..cli import run, settings_for, site_argument
 from ..settings import Settings
 from ..store import Site, open_store
+from ..store.fsck import printable
 
 EXIT_FINDINGS = 3
 
@@ -69,7 +70,9 @@ def _print_text(report: Report, site: Site) -> None:
         f" {mib:.1f} MiB verified"
     )
     for cleared in report.cleared:
-        click.echo(f"no longer damaged: media {cleared['media_id']}: {cleared['detail']}")
+        click.echo(
+            printable(f"no longer damaged: media {cleared['media_id']}: {cleared['detail']}")
+        )
     if not report.findings:
         click.echo("clean: every file matches its row, and no file is without one")
         return
@@ -81,12 +84,12 @@ def _print_text(report: Report, site: Site) -> None:
         click.echo(f"repaired ({len(done)}):")
         for o in done:
             assert o.action is not None
-            click.echo(f"  {o.action.value:<15} {o.finding.path}: {o.detail}")
+            click.echo(printable(f"  {o.action.value:<15} {o.finding.path}: {o.detail}"))
         left = [o for o in report.outcomes if o.action is None]
         if left:
             click.echo(f"not changed ({len(left)}):")
             for o in left:
-                click.echo(f"  {o.finding.kind.value:<15} {o.finding.path}: {o.detail}")
+                click.echo(printable(f"  {o.finding.kind.value:<15} {o.finding.path}: {o.detail}"))
     if report.remaining:
         hint = "" if report.repair else f"; to repair: gremlin fsck {site.root} --repair"
         click.echo(f"{report.remaining} finding(s) remain (exit {EXIT_FINDINGS}){hint}")

@@ -76,7 +76,32 @@ class Finding:
 
     def line(self) -> str:
         media = f" (media {self.media_id})" if self.media_id else ""
-        return f"{self.kind.value:<14} {self.path}{media}: {self.detail}"
+        return printable(f"{self.kind.value:<14} {self.path}{media}: {self.detail}")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: a file name's control characters, newlines and bytes
+    that are not UTF-8 (surrogate escapes) are shown escaped (\\n, \\x1b, \\xff), so a hostile
+    name can neither split a report's line nor send escape sequences."""
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        else:
+            out.append(ascii(ch)[1:-1])
+    return "".join(out)
+
+
+def storable(path: str) -> bool:
+    """Can a files row name `path`? Rows hold UTF-8 text, so a name read from the disk that is
+    not UTF-8 (surrogate escapes) is never named by one, and SQLite cannot even be asked."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def identity(st: os.stat_result) -> tuple[int, int, int]:
@@ -104,6 +129,8 @@ def file_rows(conn: sqlite3.Connection, after_id: int = 0, limit: int = -1) -> l
 
 
 def file_row_by_path(conn: sqlite3.Connection, path: str) -> FileRow | None:
+    if not storable(path):
+        return None
     r = conn.execute(
         "SELECT id, media_id, role, path, size, sha256 FROM files WHERE path = ?", (path,)
     ).fetchone()

@@ -38,6 +38,7 @@ from .fsck import (
     file_row_by_path,
     find_stale_uploads,
     identity,
+    storable,
     upload_id,
 )
 from .site import Site
@@ -227,6 +228,8 @@ def _flag_damaged(conn: sqlite3.Connection, f: Finding, run_label: str) -> Outco
 
 def rows_under(conn: sqlite3.Connection, rel: str) -> bool:
     """Does any files row name `rel` or a path inside it?"""
+    if not storable(rel):
+        return False  # nor can a path inside it be stored
     row = conn.execute(
         "SELECT 1 FROM files WHERE path = ? OR substr(path, 1, ?) = ? LIMIT 1",
         (rel, len(rel) + 1, rel + "/"),
