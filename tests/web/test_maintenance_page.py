@@ -17,7 +17,7 @@ from .pagedata import media
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
-def scope(path: str, accept: str | None) -> dict:  # type: ignore[type-arg]
+def scope(path: str, accept: str | None) -> dict:
     headers = [(b"accept", accept.encode())] if accept is not None else []
     return {"type": "http", "method": "POST", "path": path, "headers": headers}
 
@@ -86,7 +86,7 @@ async def test_maintenance_html_page_for_browsers_json_for_the_rest(
 
 
 async def test_an_app_without_maintenance_pages_gets_json(runtime: Runtime) -> None:
-    async def bare(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def bare(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"written"})
 
