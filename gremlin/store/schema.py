@@ -134,6 +134,8 @@ INITIAL = Step(
             media_id TEXT NOT NULL REFERENCES media(id) ON DELETE CASCADE,
             author_id INTEGER NOT NULL REFERENCES users(id),
             body TEXT NOT NULL, created_at REAL NOT NULL)""",
+        # The media page lists a media's comments, oldest first (and media deletes cascade).
+        "CREATE INDEX comments_media ON comments(media_id, created_at)",
         """CREATE TABLE fsck_runs (
             id INTEGER PRIMARY KEY, started_at REAL NOT NULL, finished_at REAL,
             findings INTEGER, report TEXT)""",
