@@ -36,7 +36,7 @@ from .proc import ProcessId
 from .runtime import Mode, Runtime
 from .settings import Settings
 from .store import Site, init_site, open_store
-from .store.server_record import claim_server, release_server, update_bind
+from .store.server_record import claim_server, refuse_if_running, release_server, update_bind
 from .upgrade import serve_handover_listener, upgrade_offline_if_needed
 from .web.app import create_app
 from .web.auth import first_run_link
@@ -117,6 +117,8 @@ async def serve(
     async with open_store(site.db, guard_handover=False) as store:
         runtime = Runtime(settings, store)
         if sock is None:
+            # Name the live server before trying its port (claim_server checks again, atomically).
+            await store.read(refuse_if_running, runtime.me, replacing)
             sock = listen_socket(settings.bind)
         try:
             await store.write(

@@ -46,6 +46,17 @@ def live_server(conn: sqlite3.Connection) -> ServerRecord | None:
     return record if record is not None and record.alive() else None
 
 
+def refuse_if_running(
+    conn: sqlite3.Connection, me: ProcessId, replacing: ProcessId | None = None
+) -> ServerRecord | None:
+    """Raise AlreadyRunning while another recorded server (not `replacing`) is alive; return
+    the record (stale or None) otherwise."""
+    old = read_server(conn)
+    if old is not None and old.process != me and old.alive() and old.process != replacing:
+        raise AlreadyRunning(old.process.pid, format_since(started_at(old.process.pid)), old.bind)
+    return old
+
+
 def claim_server(
     conn: sqlite3.Connection,
     me: ProcessId,
@@ -59,9 +70,7 @@ def claim_server(
     (unless it is `replacing`, the old server of a handover). Returns the stale record taken
     over, if any. Refused while an upgrade or revert is under way (it is replacing the data)."""
     refuse_during_handover(conn)
-    old = read_server(conn)
-    if old is not None and old.process != me and old.alive() and old.process != replacing:
-        raise AlreadyRunning(old.process.pid, format_since(started_at(old.process.pid)), old.bind)
+    old = refuse_if_running(conn, me, replacing)
     if old is not None and old.process != me and old.process != replacing:
         log.warning(
             "taking over stale server record pid=%d version=%s boot=%s",

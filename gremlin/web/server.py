@@ -34,6 +34,8 @@ from hypercorn.typing import (
 )
 from hypercorn.utils import wrap_app
 
+from ..errors import GremlinError
+
 log = logging.getLogger(__name__)
 
 
@@ -47,6 +49,12 @@ def listen_socket(bind: str, backlog: int = 1024) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, int(port)))
         sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise GremlinError(
+            f"cannot listen on {bind}: {e.strerror or e}",
+            hint="Another program may use that port: choose another with --bind HOST:PORT.",
+        ) from e
     except BaseException:
         sock.close()
         raise

@@ -169,3 +169,30 @@ def test_default_site_is_gremlin_site_env(
     assert result.returncode == 0
     assert (tmp_path / "envsite" / "db.sqlite").exists()
     assert os.path.isdir(tmp_path / "envsite" / "content" / "queue")
+
+
+def test_second_serve_on_the_same_port_names_the_server(
+    tmp_path: Path, server_factory: type[ServerProcess]
+) -> None:
+    """The live server is named before its port is tried (no 'address in use' traceback)."""
+    site = tmp_path / "site"
+    first = server_factory(site)
+    bind = first.url.removeprefix("http://")
+    second = run_gremlin("serve", str(site), "--bind", bind, timeout=30)
+    assert second.returncode == 1
+    assert f"pid {first.proc.pid}" in second.stderr
+    assert "Traceback" not in second.stderr
+
+
+def test_port_taken_by_another_program_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = run_gremlin("serve", str(tmp_path / "site"), "--bind", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert f"Error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Try: " in result.stderr
+    assert "Traceback" not in result.stderr
