@@ -84,7 +84,8 @@ def players(media: dict[str, Any], quality: str | None) -> dict[str, Any]:
         # Default: the largest rendition not above 720 lines (a sane first load), else the smallest.
         fits = [f for f in videos if (f.get("height") or 0) <= 720]
         chosen = by_label.get(quality or "") or (fits[-1] if fits else videos[0])
-    image = files.get("medium") or files.get("large") or files.get("original")
+    # Never the original itself: a failed one may be a decompression bomb, or not decodable.
+    image = files.get("medium") or files.get("large")
     if media["kind"] == "image" and image is not None and image["mime"].startswith("image/"):
         larger = files.get("large") or files.get("original")
     else:
