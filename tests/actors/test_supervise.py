@@ -70,3 +70,31 @@ async def test_cancellation_is_not_restarted(autojump_clock: trio.testing.MockCl
     with trio.move_on_after(10):
         await supervise(forever, name="f")
     assert runs == 1
+
+
+async def test_a_full_disk_is_one_log_line_not_a_traceback(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+
+    from gremlin.errors import DiskFull
+
+    runs = 0
+
+    async def writer(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        nonlocal runs
+        runs += 1
+        task_status.started()
+        if runs == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", "/site/content/x")
+        if runs == 2:
+            raise DiskFull("/site")
+        await trio.sleep_forever()
+
+    with trio.move_on_after(60):
+        await supervise(writer, name="writer", min_backoff_seconds=1)
+    assert runs == 3
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2
+    assert all(r.exc_info is None for r in errors)
+    assert "no space left" in errors[0].getMessage()
