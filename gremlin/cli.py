@@ -66,10 +66,15 @@ def run(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     return trio.run(fn, *args)
 
 
-def settings_for(site: str | None, **flags: Any) -> Settings:
+def settings_for(site: str | None, *, chatty: bool = False, **flags: Any) -> Settings:
+    """Load the settings and configure logging once. Only long-running commands (`chatty`:
+    serve, upgrade) log at INFO; the others print their own output and log warnings up."""
     settings = load(Path(site) if site else None, flags)
+    level = settings.log_level.upper()
+    if not chatty and level == "INFO":
+        level = "WARNING"
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

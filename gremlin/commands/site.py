@@ -34,7 +34,7 @@ def serve_command(site: str | None, bind: str | None) -> None:
     """Run the server for SITE (created if missing) until SIGTERM or Ctrl-C."""
     from ..serve import announce_stdout, serve
 
-    settings = settings_for(site, bind=bind)
+    settings = settings_for(site, chatty=True, bind=bind)
     check_ffmpeg(settings)  # refuse to start without the encoders video and audio need
     outcome = run(lambda: serve(settings, announce=announce_stdout))
     if not outcome.graceful:

@@ -51,7 +51,7 @@ async def _upgrade(settings: Settings, bind: str | None) -> ServeOutcome | None:
 def upgrade_command(site: str | None, bind: str | None) -> None:
     """Replace SITE's running server by this version without refusing a connection, then
     serve; with no server running, upgrade the database offline and exit."""
-    settings = settings_for(site, bind=bind)
+    settings = settings_for(site, chatty=True, bind=bind)
     check_ffmpeg(settings)  # as `serve` does, and before the old server is disturbed
     outcome = run(_upgrade, settings, bind)
     if outcome is not None and not outcome.graceful:
