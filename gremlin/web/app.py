@@ -32,6 +32,8 @@ def error_response(
     response.status_code = status
     for name, value in headers.items():
         response.headers[name.replace("_", "-")] = value
+    if status == 401:  # RFC 9110: a 401 names the scheme that would work
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="contentgremlin"')
     return response
 
 

@@ -28,3 +28,12 @@ async def test_failed_image_page_never_shows_the_original(app: QuartTrio) -> Non
     page = (await response.get_data()).decode()
     assert f'<img src="/files/{mid}/original"' not in page
     assert "Processing failed" in page
+
+
+async def test_401_names_the_bearer_scheme(app: QuartTrio) -> None:
+    response = await app.test_client().get(
+        "/api/v1/media", headers={"Authorization": "Bearer wrong"}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await response.get_json())["error"]["code"]
