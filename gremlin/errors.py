@@ -115,8 +115,11 @@ class DiskFull(GremlinError):
     status = 507
     code = "disk_full"
 
-    def __init__(self, path: str) -> None:
+    UPLOAD_HINT = "Free some disk space; nothing was lost, the upload can be retried."
+    GENERAL_HINT = "Free some disk space, then try again; nothing was changed."
+
+    def __init__(self, path: str, *, hint: str | None = None) -> None:
         super().__init__(
-            f"no space left on the device holding {path}",
-            hint="Free some disk space; nothing was lost, the upload can be retried.",
+            f"no space left on the device holding {path}", hint=hint or self.GENERAL_HINT
         )
+        self.path = path

@@ -5,16 +5,20 @@
                           |     attempts left and input not bad --> queued (backoff + jitter)
                           |     otherwise                        --> failed
                           |  StoppedByUs / Vanished(not counted) --> queued (attempt given back)
+                          |  NoSpace  --> queued (attempt given back, backoff, reason kept)
     failed --Retry--> queued (fresh attempts)
 
 `attempt` counts the attempts started and charged so far; a stop by us, or a loss that is not
-the job's fault (a reboot, a server crash before it ran), gives the attempt back.
+the job's fault (a reboot, a server crash before it ran), gives the attempt back. So does a
+full disk (NoSpace): an environmental condition, retried with backoff however often it happens.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+
+NO_SPACE_REASON = "no space left on device"
 
 
 class JobState(enum.Enum):
@@ -60,11 +64,18 @@ class StoppedByUs:
 
 
 @dataclasses.dataclass(frozen=True)
+class NoSpace:
+    """The job failed because the disk was full: not the input's fault, so never charged."""
+
+    reason: str = NO_SPACE_REASON
+
+
+@dataclasses.dataclass(frozen=True)
 class Retry:
     pass
 
 
-Event = Started | Succeeded | Failed | Hung | Vanished | StoppedByUs | Retry
+Event = Started | Succeeded | Failed | Hung | Vanished | StoppedByUs | NoSpace | Retry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +126,15 @@ def next_state(job: Job, event: Event, *, now: float, backoff: Backoff, jitter: 
         case JobState.RUNNING, Vanished(counted=False) | StoppedByUs():
             return dataclasses.replace(
                 job, state=JobState.QUEUED, attempt=max(0, job.attempt - 1), not_before=now
+            )
+        case JobState.RUNNING, NoSpace(reason=reason):
+            attempt = max(0, job.attempt - 1)
+            return dataclasses.replace(
+                job,
+                state=JobState.QUEUED,
+                attempt=attempt,
+                not_before=now + backoff.delay(max(1, attempt), jitter),
+                reason=reason,
             )
         case JobState.FAILED, Retry():
             return dataclasses.replace(

@@ -93,7 +93,7 @@ def copy_to_incoming(source: Path, incoming: Path) -> tuple[Path, int, str]:
     except BaseException as e:
         staged.unlink(missing_ok=True)
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(str(incoming)) from e
+            raise DiskFull(str(incoming), hint=DiskFull.UPLOAD_HINT) from e
         raise
     return staged, size, digest.hexdigest()
 

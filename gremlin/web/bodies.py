@@ -117,7 +117,7 @@ def body_reader(limit: int) -> BodyReader:
 
 def translate_os_error(e: OSError, path: Path) -> Exception:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFull(str(path.parent))
+        return DiskFull(str(path.parent), hint=DiskFull.UPLOAD_HINT)
     return e
 
 

@@ -17,6 +17,7 @@ from gremlin.actors.jobstate import (
     InvalidTransition,
     Job,
     JobState,
+    NoSpace,
     Retry,
     Started,
     StoppedByUs,
@@ -36,6 +37,7 @@ EVENTS = [
     Vanished(counted=True),
     Vanished(counted=False),
     StoppedByUs(),
+    NoSpace(),
     Retry(),
 ]
 ALLOWED = {
@@ -45,6 +47,7 @@ ALLOWED = {
     (JobState.RUNNING, Hung),
     (JobState.RUNNING, Vanished),
     (JobState.RUNNING, StoppedByUs),
+    (JobState.RUNNING, NoSpace),
     (JobState.FAILED, Retry),
 }
 
@@ -73,8 +76,26 @@ def test_every_state_and_event(state: JobState, event: object) -> None:
             assert 100 + 2.5 <= after.not_before <= 100 + 5
         case Vanished(counted=False) | StoppedByUs():
             assert (after.state, after.attempt, after.not_before) == (JobState.QUEUED, 0, 100)
+        case NoSpace():
+            assert (after.state, after.attempt) == (JobState.QUEUED, 0)
+            assert after.reason == "no space left on device"
+            assert 100 + 2.5 <= after.not_before <= 100 + 5
         case Retry():
             assert (after.state, after.attempt, after.reason) == (JobState.QUEUED, 0, None)
+
+
+def test_a_full_disk_never_fails_a_job_however_often_it_happens() -> None:
+    job = Job(JobState.QUEUED, attempt=0, max_attempts=2)
+    for i in range(50):
+        job = step(step(job, Started(), now=i), NoSpace(), now=i)
+        assert (job.state, job.attempt) == (JobState.QUEUED, 0)
+        assert job.reason == "no space left on device"
+        assert i + 2.5 <= job.not_before <= i + 5  # backoff, not a hot loop
+    # On its last attempt too: the attempt is given back, the job does not fail.
+    job = step(step(step(job, Started()), Failed("exited 1: x")), Started(), now=1000)
+    assert job.attempt == 2
+    after = step(job, NoSpace(), now=1000)
+    assert (after.state, after.attempt) == (JobState.QUEUED, 1)
 
 
 def test_last_attempt_fails_with_the_reason_a_person_reads() -> None:
@@ -147,6 +168,14 @@ class JobMachine(RuleBasedStateMachine):
     def vanish(self, counted: bool) -> None:
         if self.apply(Vanished(counted=counted)) is not None and not counted:
             self.charged -= 1
+
+    @rule(jitter=st.floats(0, 1))
+    def disk_full(self, jitter: float) -> None:
+        if self.apply(NoSpace(), jitter) is not None:
+            self.charged -= 1
+            assert self.job.state is JobState.QUEUED
+            assert self.job.reason == "no space left on device"
+            assert self.job.not_before >= self.now + 2.5
 
     @rule()
     def stop(self) -> None:
