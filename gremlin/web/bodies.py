@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -72,11 +72,19 @@ def _empty_body() -> ASGIReceiveCallable:
 
 
 class BodyReader:
-    """The raw body of this request as chunks, refusing more than `limit` bytes (413)."""
+    """The raw body of this request as chunks, refusing more than `limit` bytes (413).
 
-    def __init__(self, receive: ASGIReceiveCallable, limit: int) -> None:
+    The chunk that would go past `limit` is never yielded, so none of it is stored."""
+
+    def __init__(
+        self,
+        receive: ASGIReceiveCallable,
+        limit: int,
+        refuse: Callable[[int], GremlinError] | None = None,
+    ) -> None:
         self._receive = receive
         self.limit = limit
+        self._refuse = refuse or too_large
         self.received = 0
         self.complete = False
 
@@ -89,7 +97,7 @@ class BodyReader:
             self.complete = not message.get("more_body", False)
             self.received += len(body)
             if self.received > self.limit:
-                raise too_large(self.limit)
+                raise self._refuse(self.limit)
             if body:
                 yield body
 
@@ -101,8 +109,11 @@ def too_large(limit: int) -> TooLarge:
     )
 
 
-def body_reader(limit: int) -> BodyReader:
-    """This request's body, for a view marked `streams_body`. Checks Content-Length first."""
+def body_reader(limit: int, refuse: Callable[[int], GremlinError] | None = None) -> BodyReader:
+    """This request's body, for a view marked `streams_body`. Checks Content-Length first.
+
+    `refuse(limit)` is the error for a body over `limit` (default: over max_upload_bytes)."""
+    refuse = refuse or too_large
     receive = request.scope.get(RECEIVE_KEY)
     if receive is None:
         raise RuntimeError(f"{request.endpoint} reads its body but is not marked streams_body")
@@ -111,8 +122,8 @@ def body_reader(limit: int) -> BodyReader:
         if not length.isdigit():
             raise BadRequest("Content-Length is not a number")
         if int(length) > limit:
-            raise too_large(limit)
-    return BodyReader(cast(ASGIReceiveCallable, receive), limit)
+            raise refuse(limit)
+    return BodyReader(cast(ASGIReceiveCallable, receive), limit, refuse)
 
 
 def translate_os_error(e: OSError, path: Path) -> Exception:

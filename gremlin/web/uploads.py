@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -27,7 +28,7 @@ import trio
 from quart import Blueprint, Response, current_app, request
 from quart.typing import ResponseReturnValue
 
-from ..errors import BadRequest, Conflict, GremlinError, Unprocessable, Unsupported
+from ..errors import BadRequest, Conflict, GremlinError, TooLarge, Unprocessable, Unsupported
 from ..media.commit import VISIBILITIES, check_quota, commit_upload
 from ..store import sha256_file
 from . import tus
@@ -200,7 +201,7 @@ async def _receive(state: UploadState, offset: int) -> tuple[UploadState, int]:
     """Append this PATCH's body; commit when the upload is complete."""
     live = _live()
     bin_path = tus.paths(get_runtime().site.incoming, state.id).bin
-    reader = body_reader(state.length - offset)
+    reader = body_reader(state.length - offset, functools.partial(_past_length, state, offset))
     hasher = live.hasher_at(state.id, offset)
     fd = await trio.to_thread.run_sync(os.open, bin_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     try:
@@ -224,6 +225,23 @@ async def _receive(state: UploadState, offset: int) -> tuple[UploadState, int]:
     live.hashes.pop(state.id, None)
     state = await _commit(state, hasher)
     return state, state.length
+
+
+def _past_length(state: UploadState, offset: int, room: int) -> TooLarge:
+    """A PATCH body longer than what is left of the client's own Upload-Length.
+
+    tus 1.0.0 names no status for this (its 413 rule is for an Upload-Length over
+    Tus-Max-Size, in the creation extension). 413 is HTTP's "content larger than the server is
+    willing to process" (RFC 9110 15.5.14), which is exactly this, and it is what tusd answers;
+    400 would call the request malformed, yet its headers are fine. Like tusd's, the error
+    names the client's declared length, not the site's limit: raising max_upload_bytes would
+    not help."""
+    return TooLarge(
+        f"the PATCH body goes past the Upload-Length this upload declared ({state.length} "
+        f"bytes): at Upload-Offset {offset} at most {room} more bytes fit",
+        hint="Send no more than Upload-Length minus Upload-Offset bytes; nothing past that "
+        "is stored.",
+    )
 
 
 async def _commit(state: UploadState, hasher: Any) -> UploadState:
