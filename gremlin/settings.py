@@ -52,6 +52,10 @@ class Settings:
     )
     job_time_min_seconds: float = _setting(600.0, "... but never less than this many seconds.")
     kill_grace_seconds: float = _setting(5.0, "Between SIGTERM and SIGKILL when stopping a job.")
+    jobs_min_free_bytes: int = _setting(
+        8 * 1024 * 1024,
+        "Free space content/ must have before a job is launched; below it jobs pause.",
+    )
 
     thumb_size: int = _setting(360, "Thumbnail bounding box, in pixels (longest side).")
     medium_size: int = _setting(1280, "Medium image bounding box, in pixels (longest side).")

@@ -31,8 +31,9 @@ from ..store import Site, Store
 from ..store.content import fsync_dir, move_durable
 from ..store.job_queries import JobRow, apply_event, mark_ready_if_unblocked
 from ..store.jobs import insert_planned_jobs
+from .diskspace import is_disk_full, low_on_space, postponed_if_full
 from .jobfiles import JobDir, Status
-from .jobstate import Backoff, Event, Failed, Hung, Job, JobState, StoppedByUs, Vanished
+from .jobstate import Backoff, Event, Failed, Hung, Job, JobState, NoSpace, StoppedByUs, Vanished
 from .outputs import Output, gather_outputs
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,11 @@ def job_view(site: Site, job: JobRow, input: Path) -> JobView:
     )
 
 
-def failure_event(jobdir: JobDir, status: Status | None, tail: list[str]) -> Event:
-    """What a non-successful end means, in the words a person will read."""
+def failure_event(
+    jobdir: JobDir, status: Status | None, tail: list[str], *, disk_low: bool = False
+) -> Event:
+    """What a non-successful end means, in the words a person will read. `disk_low`: the
+    disk is (nearly) full now, so a process that left no status most likely ran out of space."""
     killed = jobdir.read_killed()
     if killed:
         try:
@@ -87,6 +91,8 @@ def failure_event(jobdir: JobDir, status: Status | None, tail: list[str]) -> Eve
             return Hung(float(mark["hung_seconds"]))
         return Failed(str(mark.get("reason", killed)))
     last = tail[-1][:300] if tail else "(no output)"
+    if (status is None and disk_low) or (status is not None and status.no_space):
+        return NoSpace()
     if status is None:
         return Vanished(counted=True)
     if status.exit_code == EXIT_BAD_INPUT:
@@ -224,14 +230,18 @@ async def finish_job(
             )
         except (FileNotFoundError, NoMediaType) as e:
             event = Failed(str(e), bad_input=isinstance(e, NoMediaType))
-        except Exception as e:  # on_done of a media type, or the disk: a failed attempt
-            log.exception("job=%s finishing failed", job.id)
-            event = Failed(f"finishing failed: {type(e).__name__}: {e}")
+        except Exception as e:
+            if not is_disk_full(e):
+                log.exception("job=%s finishing failed", job.id)
+                event = Failed(f"finishing failed: {type(e).__name__}: {e}")
+            else:  # the moves were undone and nothing committed: run it again later
+                log.warning("job=%s finishing failed: disk full; requeued", job.id)
+                event = NoSpace()
         else:
             if ready is not None:
                 log.info("job=%s step=%s done media=%s ready=%s", job.id, job.step, job.media_id,
                          ready)  # fmt: skip
-            await store.write(settle_original, site, job.media_id)
+            await _settle_unless_full(store, site, job.media_id)
             await trio.to_thread.run_sync(jobdir.remove)
             return dataclasses.replace(job.machine, state=JobState.DONE, reason=None)
     [after] = await finish_failures(store, site, settings, [(job, status, event)])
@@ -239,14 +249,25 @@ async def finish_job(
 
 
 Failure = tuple[JobRow, Status | None, Event | None]
+_NOT_THE_JOBS_FAULT = (StoppedByUs, Vanished, NoSpace)
 
 
-def _prepare_failures(site: Site, items: list[Failure]) -> list[tuple[JobRow, Event, list[str]]]:
+async def _settle_unless_full(store: Store, site: Site, media_id: str) -> None:
+    with postponed_if_full(f"media={media_id} original stays in queue/ for now"):
+        await store.write(settle_original, site, media_id)
+
+
+def _prepare_failures(
+    site: Site, items: list[Failure], margin_bytes: int
+) -> list[tuple[JobRow, Event, list[str]]]:
+    disk_low = low_on_space(site.content, margin_bytes)
     prepared = []
     for job, status, event in items:
         jobdir = JobDir(site.jobs / str(job.id))
         tail = jobdir.log_tail()
-        prepared.append((job, event or failure_event(jobdir, status, tail), tail))
+        if event is None:
+            event = failure_event(jobdir, status, tail, disk_low=disk_low)
+        prepared.append((job, event, tail))
         jobdir.clear_outputs()
     return prepared
 
@@ -269,7 +290,9 @@ def _apply_failures(
             exit_code=None if status is None else status.exit_code,
         )
         if after.state is JobState.FAILED:
-            settle_original(conn, site, job.media_id)  # a non-blocking job may end it
+            # Settling is crash-safe and redone by GC: a full disk only postpones it.
+            with postponed_if_full(f"media={job.media_id} original stays in queue/ for now"):
+                settle_original(conn, site, job.media_id)  # a non-blocking job may end it
         results.append(after)
     return results
 
@@ -281,12 +304,13 @@ async def finish_failures(
     crash may have hundreds): delete partial outputs, record reason and log tail, requeue with
     backoff or fail (and the media with it)."""
     backoff = Backoff(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds)
-    prepared = await trio.to_thread.run_sync(_prepare_failures, site, items)
+    margin = settings.jobs_min_free_bytes
+    prepared = await trio.to_thread.run_sync(_prepare_failures, site, items, margin)
     statuses = [status for _, status, _ in items]
     results = await store.write(_apply_failures, site, prepared, statuses, backoff)
     for (job, event, _), after in zip(prepared, results, strict=True):
         log.log(
-            logging.INFO if isinstance(event, StoppedByUs | Vanished) else logging.WARNING,
+            logging.INFO if isinstance(event, _NOT_THE_JOBS_FAULT) else logging.WARNING,
             "job=%s step=%s media=%s %s -> %s attempt=%d/%d reason=%s",
             job.id,
             job.step,

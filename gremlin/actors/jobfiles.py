@@ -7,7 +7,9 @@
     progress    ffmpeg `-progress` key=value output
     out/        outputs
     killed      why the watchdog killed it (written before the signal)
-    status      {"exit_code", "signal", "finished_at"}: written last, atomically
+    status      {"exit_code", "signal", "finished_at", "no_space"}: written last, atomically,
+                from .status.reserve (space preallocated at start, so a full disk cannot
+                keep the runner from reporting)
 
 Small sync helpers, used by the runner process and by the server alike.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -33,6 +36,7 @@ class Status:
     exit_code: int | None
     signal: int | None
     finished_at: float
+    no_space: bool = False  # the job failed because the disk was full
 
     @property
     def ok(self) -> bool:
@@ -79,7 +83,12 @@ class JobDir:
         data = _read_json(self.status)
         if data is None:
             return None
-        return Status(data.get("exit_code"), data.get("signal"), float(data["finished_at"]))
+        return Status(
+            data.get("exit_code"),
+            data.get("signal"),
+            float(data["finished_at"]),
+            bool(data.get("no_space", False)),
+        )
 
     def read_killed(self) -> str | None:
         try:
@@ -127,6 +136,55 @@ def write_json_atomic(path: Path, data: dict[str, Any], *, durable: bool = False
     os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
+
+
+STATUS_RESERVE_BYTES = 4096
+
+
+class StatusWriter:
+    """Writes JOBDIR/status from space reserved before the work starts: the JSON is written in
+    place into a preallocated `.status.reserve` (no new blocks needed), truncated to its length,
+    then renamed to `status`. A reader sees a complete status or none."""
+
+    def __init__(self, jobdir: JobDir) -> None:
+        self.jobdir = jobdir
+        self.reserve = jobdir.path / ".status.reserve"
+        self._fd: int | None = None
+
+    def reserve_space(self) -> bool:
+        """Preallocate the status file. False if the disk is too full for even that."""
+        try:
+            fd = os.open(self.reserve, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                return False
+            raise
+        try:
+            os.posix_fallocate(fd, 0, STATUS_RESERVE_BYTES)
+        except OSError as e:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(self.reserve)
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                return False
+            raise
+        self._fd = fd
+        return True
+
+    def write(self, data: dict[str, Any]) -> None:
+        body = json.dumps(data).encode()
+        fd, self._fd = self._fd, None
+        if fd is None or len(body) > STATUS_RESERVE_BYTES:
+            if fd is not None:
+                os.close(fd)
+            write_json_atomic(self.jobdir.status, data)
+            return
+        try:
+            os.pwrite(fd, body, 0)
+            os.ftruncate(fd, len(body))
+        finally:
+            os.close(fd)
+        os.replace(self.reserve, self.jobdir.status)
 
 
 def claim_pid_file(jobdir: JobDir, data: dict[str, Any]) -> bool:

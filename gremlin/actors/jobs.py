@@ -31,9 +31,10 @@ from ..runtime import Runtime
 from ..settings import Settings
 from ..store import Site, Store, connect
 from ..store.job_queries import JobRow, claim_due_jobs, next_due, record_pid
+from .diskspace import Gate, is_disk_full, low_on_space, postponed_if_full, retry_on_full_disk
 from .finish import finish_job, input_path, job_view, media_type_for
-from .jobfiles import JobDir, abandon, write_json_atomic
-from .jobstate import Failed, StoppedByUs
+from .jobfiles import JobDir, Status, abandon, write_json_atomic
+from .jobstate import Event, Failed, NoSpace, StoppedByUs
 from .launch import Launcher, LaunchFailed, open_launcher
 from .reconcile import run_reconcile
 from .watch import kill_group_now, stop_process, wait_exit
@@ -79,6 +80,7 @@ def build_spec(
         "duration_seconds": command.duration_seconds,
         "nice": settings.jobs_nice,
         "kill_grace_seconds": settings.kill_grace_seconds,
+        "min_free_bytes": settings.jobs_min_free_bytes,
     }
 
 
@@ -106,6 +108,7 @@ async def serve_jobs(
     preload = preload_modules(types)
 
     watcher = await trio.to_thread.run_sync(_CommitWatcher, site.db)
+    space = Gate(site.content, settings.jobs_min_free_bytes)  # a full disk pauses launching
 
     def leave_running() -> bool:
         return state.leave_running or runtime.keep_jobs_running
@@ -129,12 +132,12 @@ async def serve_jobs(
             while True:
                 free = limit - len(state.running)
                 due = await store.read(next_due)
-                if free > 0 and due is not None and due <= time.time():
+                if free > 0 and due is not None and due <= time.time() and space.open():
                     for job in await store.write(claim_due_jobs, time.time(), free):
                         start(job, False)
                     due = await store.read(next_due)
                 timeout = poll_seconds
-                if due is not None and len(state.running) < limit:
+                if due is not None and len(state.running) < limit and not space.paused:
                     timeout = min(poll_seconds, max(0.0, due - time.time()) + 0.01)
                 await _wait_for_work(runtime, state, watcher, timeout)
                 if runtime.jobs_changed.is_set():
@@ -206,12 +209,28 @@ async def _job_task(
 ) -> None:
     jobdir = JobDir(site.jobs / str(job.id))
     process: ProcessId | None = job.process if adopted else None
+    status: Status | None = None
+
+    async def finish(event: Event | None) -> None:
+        async def attempt(retrying: bool) -> None:
+            # Retried only for a full disk, after the outputs may have been cleared: a
+            # success becomes NoSpace (run again), a failure keeps what its status says.
+            again = NoSpace() if retrying and status is not None and status.ok else event
+            await finish_job(store, site, settings, types, job, status, event=again)
+
+        await retry_on_full_disk(attempt, what=f"job={job.id} finishing")
+
     try:
         if process is None:
             try:
                 spec = await store.read(prepare_job, site, settings, types, job)
             except _CannotRun as e:
-                await finish_job(store, site, settings, types, job, None, event=Failed(str(e)))
+                await finish(Failed(str(e)))
+                return
+            except Exception as e:
+                if not is_disk_full(e):
+                    raise
+                await finish(NoSpace())  # could not even lay out its directory
                 return
             try:
                 await launcher.launch(jobdir.path, warm_module=spec["python"].partition(":")[0])
@@ -219,20 +238,24 @@ async def _job_task(
                 log.warning("job=%s launch failed: %s", job.id, e)
             process = jobdir.read_pid()
             if process is None:
-                process = await trio.to_thread.run_sync(abandon, jobdir)
+                process = await trio.to_thread.run_sync(abandon_unless_full, jobdir)
             if process is None:
-                event = Failed("could not start the job process (see the server log)")
-                await finish_job(store, site, settings, types, job, None, event=event)
+                event: Event = Failed("could not start the job process (see the server log)")
+                if await trio.to_thread.run_sync(
+                    low_on_space, site.content, settings.jobs_min_free_bytes
+                ):
+                    event = NoSpace()
+                await finish(event)
                 return
             log.info("job=%s step=%s media=%s started pid=%d", job.id, job.step, job.media_id,
                      process.pid)  # fmt: skip
             # The pid file is the record (reconcile reads it while the row has none): the row
             # follows in the background, off the path from start to finish.
-            background.start_soon(store.write, record_pid, job.id, process, job.started_at)
+            background.start_soon(_record_pid, store, job, process)
         await wait_exit(process)
         kill_group_now(process)  # leftovers of the group (a script's background children)
         status = await trio.to_thread.run_sync(jobdir.read_status)
-        await finish_job(store, site, settings, types, job, status)
+        await finish(None)
     except BaseException as e:
         if not _only_cancelled(e):
             state.leave_running = True  # a bug or a broken disk: the next start adopts them
@@ -243,6 +266,22 @@ async def _job_task(
     finally:
         state.running.pop(job.id, None)
         state.wake.set()
+
+
+async def _record_pid(store: Store, job: JobRow, process: ProcessId) -> None:
+    with postponed_if_full(f"job={job.id} pid not in the database (its pid file has it)"):
+        await store.write(record_pid, job.id, process, job.started_at)
+
+
+def abandon_unless_full(jobdir: JobDir) -> ProcessId | None:
+    """abandon(), except that a disk too full to write the mark cannot start a runner either
+    (its pid file needs the same room): then nothing will start."""
+    try:
+        return abandon(jobdir)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        return jobdir.read_pid()
 
 
 def _only_cancelled(e: BaseException) -> bool:

@@ -14,6 +14,10 @@ job process, in its own session and process group (pid == pgid):
    returned dict to out/result.json;
 4. on success fsyncs every output; then writes JOBDIR/status atomically and exits.
 
+The status file's space is preallocated before the work starts (jobfiles.StatusWriter), so a job
+that fills the disk still reports how it ended; a failure with the disk (nearly) full, or with
+"No space left on device" in its log, is marked `no_space` and requeued without charging it.
+
 A Python function signals "this input can never work" with SystemExit(65) or an exception
 carrying `exit_code = 65`. The pre-warmed fork server (gremlin.actors.forkserver) calls
 `start_job_process` exactly as this module's main does.
@@ -33,7 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import proc
-from .jobfiles import JobDir, claim_pid_file, fsync_dir, write_json_atomic
+from .diskspace import is_disk_full, low_on_space
+from .jobfiles import JobDir, StatusWriter, claim_pid_file, fsync_dir
+
+EXIT_NO_SPACE = 28  # ENOSPC's number: the job could not run or finish for a full disk
+NO_SPACE_TEXT = "no space left on device"
 
 
 def start_job_process(jobdir: Path, notify_fd: int) -> None:
@@ -62,23 +70,49 @@ def _job_process(jobdir: JobDir, notify_fd: int) -> int:
     if not claimed:
         return 75  # someone else (a reconcile) owns this directory: never run
     spec = jobdir.read_spec()
+    status = StatusWriter(jobdir)
+    if not status.reserve_space():
+        # No room even to report: leave no status; the server sees the full disk and
+        # requeues the job as "no space left on device" without charging it.
+        return EXIT_NO_SPACE
     _redirect_output(jobdir.log)
     with contextlib.suppress(OSError):
         os.nice(int(spec.get("nice", 0)))
     if spec.get("python"):
-        exit_code, sig = _run_python(jobdir, spec)
+        exit_code, sig, no_space = _run_python(jobdir, spec, status)
     else:
         exit_code, sig = _run_argv(jobdir, spec)
+        no_space = False
     if exit_code == 0:
-        _fsync_tree(jobdir.out)
-    write_json_atomic(
-        jobdir.status, {"exit_code": exit_code, "signal": sig, "finished_at": time.time()}
+        try:
+            _fsync_tree(jobdir.out)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            exit_code, no_space = EXIT_NO_SPACE, True
+    if exit_code != 0:
+        no_space = no_space or _looks_like_no_space(jobdir, spec)
+    status.write(
+        {"exit_code": exit_code, "signal": sig, "finished_at": time.time(), "no_space": no_space}
     )
     return exit_code if exit_code is not None else 128 + (sig or 0)
 
 
+def _looks_like_no_space(jobdir: JobDir, spec: dict[str, Any]) -> bool:
+    """A failed job failed for a full disk if its log says so, or the disk is nearly full now
+    (its partial outputs are still there, so the space it ran out of is still used)."""
+    if low_on_space(jobdir.path, int(spec.get("min_free_bytes", 0))):
+        return True
+    return any(NO_SPACE_TEXT in line.lower() for line in jobdir.log_tail())
+
+
 def _redirect_output(log: Path) -> None:
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as e:
+        if not is_disk_full(e):
+            raise
+        fd = os.open(os.devnull, os.O_WRONLY)  # no room for a log: the status still says why
     null = os.open(os.devnull, os.O_RDONLY)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -154,12 +188,12 @@ def _kill_quietly(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _run_python(jobdir: JobDir, spec: dict[str, Any]) -> tuple[int | None, int | None]:
+def _run_python(
+    jobdir: JobDir, spec: dict[str, Any], status: StatusWriter
+) -> tuple[int | None, int | None, bool]:
     def stopped(signum: int, _frame: object) -> None:
         print(f"stopped by signal {signum}", file=sys.stderr, flush=True)
-        write_json_atomic(
-            jobdir.status, {"exit_code": None, "signal": signum, "finished_at": time.time()}
-        )
+        status.write({"exit_code": None, "signal": signum, "finished_at": time.time()})
         os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, stopped)
@@ -171,19 +205,23 @@ def _run_python(jobdir: JobDir, spec: dict[str, Any]) -> tuple[int | None, int |
             data = json.dumps(result).encode()
             with open(jobdir.out / "result.json", "wb") as f:
                 f.write(data)
-        return 0, None
+        return 0, None, False
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if e.code is not None and not isinstance(e.code, int):
             print(e.code, file=sys.stderr)
-        return code, None
+        return code, None, False
     except Exception as e:
-        traceback.print_exc()
-        sys.stderr.write(f"{type(e).__name__}: {e}\n")
-        return int(getattr(e, "exit_code", 1) or 1), None
+        with contextlib.suppress(OSError):  # the log may be on the full disk too
+            traceback.print_exc()
+            sys.stderr.write(f"{type(e).__name__}: {e}\n")
+        if is_disk_full(e):
+            return EXIT_NO_SPACE, None, True
+        return int(getattr(e, "exit_code", 1) or 1), None, False
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
 
 
 def _fsync_tree(root: Path) -> None:
