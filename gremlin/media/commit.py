@@ -31,6 +31,7 @@ import secrets
 import sqlite3
 import time
 import unicodedata
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -118,17 +119,59 @@ def extension_for(mime: str) -> str:
     return re.sub(r"[^a-z0-9]", "", sub.lower())[:8] or "bin"
 
 
+# Bytes a client must escape in a quoted header value, or that a person never types: an
+# escape of one of these means the name really was percent-encoded (RFC 7578 4.2).
+_TELLING_ESCAPE = re.compile(r"%(?:[01][0-9a-f]|7f|22|5c|[89a-f][0-9a-f])", re.IGNORECASE)
+_ANY_PERCENT = re.compile(r"%(?![0-9a-f]{2})", re.IGNORECASE)
+_PATH_ROOT = re.compile(r"^(?:[/\\]|~/|\.\.?[/\\]|[a-z]:[/\\])", re.IGNORECASE)
+_NOT_IN_DIRECTORY_NAMES = set('<>"|?*')
+
+
+def client_file_name(raw: str) -> str:
+    """A file name as an upload client sent it (multipart `filename`, tus `filename`) ->
+    the name it meant, percent-decoded only when the client clearly encoded it.
+
+    Browsers escape `"`, CR and LF as %22, %0D, %0A, and RFC 7578 lets clients percent-encode
+    any byte; but `50%25 off.jpg` may be a file's real name. So decode only when every `%`
+    starts an escape, at least one escape is of a control character, `"`, `\\` or a non-ASCII
+    byte (never typed as such by a person), and the result is UTF-8. Otherwise verbatim."""
+    if not _TELLING_ESCAPE.search(raw) or _ANY_PERCENT.search(raw):
+        return raw
+    try:
+        return urllib.parse.unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _last_path_part(name: str) -> str:
+    """Its last path part when `name` looks like a path (a client that sent its directory
+    too), else the whole name with any slashes made `_` (`x</b>.jpg` is no path)."""
+    parts = re.split(r"[/\\]", name)
+    if len(parts) == 1:
+        return name
+    directories = "".join(parts[:-1])
+    if _PATH_ROOT.match(name) or not _NOT_IN_DIRECTORY_NAMES & set(directories):
+        return parts[-1]
+    return "_".join(parts)
+
+
 def display_name(name: str) -> str:
-    """A client's file name made safe to show: its last path part, no control characters."""
+    """A client's file name made safe to show: its last path part, no control or format
+    characters (bidi overrides, line breaks, NUL), never only dots."""
     name = unicodedata.normalize("NFC", name or "")
-    name = re.split(r"[/\\]", name)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C")
-    return name.strip()[:MAX_NAME_CHARS] or "upload"
+    name = " ".join(_last_path_part(name).split())
+    if not name.strip("."):
+        return "upload"
+    return name[:MAX_NAME_CHARS]
 
 
 def default_title(original_name: str) -> str:
-    stem = original_name.rsplit(".", 1)[0] if "." in original_name[1:] else original_name
-    return re.sub(r"[_\s]+", " ", stem).strip()[:MAX_TITLE_CHARS]
+    """A title from a file name: the display name's stem, `_` as spaces, no edge dots."""
+    name = display_name(original_name)
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    title = re.sub(r"[_\s]+", " ", stem).strip(" .")
+    return title[:MAX_TITLE_CHARS] or "upload"
 
 
 def normalise_tags(tags: Iterable[str] | str) -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from quart import Blueprint, Response, current_app, request
 from quart.typing import ResponseReturnValue
 
 from ..errors import BadRequest, Conflict, GremlinError, TooLarge, Unprocessable, Unsupported
-from ..media.commit import VISIBILITIES, check_quota, commit_upload
+from ..media.commit import VISIBILITIES, check_quota, client_file_name, commit_upload
 from ..store import sha256_file
 from . import tus
 from .auth import CsrfRefused, base_url, csrf_pending, get_runtime, require_user, streams_body
@@ -259,7 +259,7 @@ async def _commit(state: UploadState, hasher: Any) -> UploadState:
             runtime.settings,
             owner_id=state.owner_id,
             staged=staged,
-            original_name=meta.get("filename") or meta.get("name") or "",
+            original_name=client_file_name(meta.get("filename") or meta.get("name") or ""),
             title=meta.get("title", ""),
             description=meta.get("description", ""),
             tags=meta.get("tags", ""),

@@ -10,7 +10,7 @@ import trio
 from quart import request
 
 from ..errors import BadRequest, Maintenance
-from ..media.commit import Committed, commit_upload
+from ..media.commit import Committed, client_file_name, commit_upload
 from ..runtime import Mode
 from .auth import get_runtime
 from .bodies import body_reader
@@ -46,7 +46,7 @@ async def commit_form_upload(owner_id: int) -> Committed:
             settings,
             owner_id=owner_id,
             staged=upload.staged,
-            original_name=upload.filename,
+            original_name=client_file_name(upload.filename),
             title=fields.get("title", ""),
             description=fields.get("description", "").replace("\r\n", "\n"),
             tags=fields.get("tags", ""),
