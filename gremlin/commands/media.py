@@ -11,7 +11,7 @@ import click
 
 from ..cli import run, settings_for
 from ..errors import GremlinError
-from ..media.importer import Imported, Outcome, Refused, run_import
+from ..media.importer import Imported, Outcome, Refused, run_import, shown_path
 
 
 class ImportRefusals(GremlinError):
@@ -69,9 +69,11 @@ class _ProgressBar:
 def import_command(site: str, paths: tuple[str, ...], user: str, as_json: bool) -> None:
     """Import files (directories recursed) into SITE as media of --user.
 
-    Prints `<media-id> <path>` per imported file; refused files are reported on standard error
-    and make the exit code 1 after the rest are imported. Works with or without a running
-    server.
+    Prints `<media-id> <path>` per imported file, the path on one line with backslash and
+    unprintable characters escaped like `ls -b` (`\\n`, `\\t`, `\\xNN`; --json gives them
+    exactly); refused files are reported on standard error and make the exit code 1 after the
+    rest are imported. Symbolic links named here are followed; inside directories they are not
+    (refused). Works with or without a running server.
     """
     settings = settings_for(site)
     imported: list[dict[str, Any]] = []
@@ -84,9 +86,9 @@ def import_command(site: str, paths: tuple[str, ...], user: str, as_json: bool) 
             case Imported(path=path, media_id=media_id):
                 imported.append({"id": media_id, "path": path})
                 if not as_json:
-                    click.echo(f"{media_id} {path}")
+                    click.echo(f"{media_id} {shown_path(path)}")
             case Refused(path=path, reason=reason):
-                line = f"refused {path}: {reason}"
+                line = f"refused {shown_path(path)}: {reason}"
                 if bar is not None:
                     bar.print(line)
                 else:

@@ -49,24 +49,66 @@ class Refused:
 Outcome = Imported | Refused
 
 
+LINK_INSIDE = "a symbolic link inside a directory (not followed; name it to import its target)"
+
+
 def expand(paths: Iterable[str]) -> Iterator[tuple[str, Path | None, str]]:
     """(shown path, file, "") for each file; directories recursed in name order, skipping
-    hidden entries inside them; (shown path, None, reason) for what is not a readable file."""
+    hidden entries inside them; (shown path, None, reason) for what is not a readable file.
+
+    A path named on the command line is followed if it is a symbolic link (to a file, or to a
+    directory to recurse). Inside recursed directories links are never followed, to files or
+    directories: no loops, nothing outside the tree, no file imported twice through a link;
+    each one found is refused with LINK_INSIDE."""
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
+            for root, dirs, files in os.walk(path):  # followlinks=False: never a loop
+                links = [d for d in dirs if (Path(root) / d).is_symlink()]
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+                for name in sorted([*files, *links]):
                     if not name.startswith("."):
                         full = Path(root) / name
-                        yield str(full), full, ""
+                        yield str(full), *_inside(full)
         elif path.is_file():
             yield given, path, ""
         elif path.exists() or path.is_symlink():
             yield given, None, "not a regular file"
         else:
             yield given, None, "no such file"
+
+
+def _inside(full: Path) -> tuple[Path | None, str]:
+    if full.is_symlink():
+        return None, LINK_INSIDE
+    if not full.is_file():  # a FIFO or a socket: opening one could block forever
+        return None, "not a regular file"
+    return full, ""
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown_path(path: str) -> str:
+    """A path printable on one line, unambiguously (like `ls -b`): backslash, control and other
+    unprintable characters as C escapes (`\\n`, `\\x1b`, `\\u202e`); a byte that was not
+    UTF-8 (a surrogate escape) as `\\xNN`. Other characters, spaces included, as they are."""
+    out = []
+    for c in path:
+        code = ord(c)
+        if c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif c.isprintable():
+            out.append(c)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
 
 
 def refuse_in_maintenance(conn: sqlite3.Connection) -> None:
