@@ -19,6 +19,7 @@ from ..settings import Settings
 from ..store import Site, Store
 from ..store import fsck as checks
 from ..store import fsck_runs as runs
+from .diskspace import is_disk_full
 from .fsck import VERIFIED_BATCH, check_structure, verify_rows
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,12 @@ async def serve_fsck(
         try:
             cp = await run_background_slice(store, site, settings)
         except Maintenance:
+            await trio.sleep(60)
+            continue
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            log.warning("background fsck slice skipped: disk full; next try in 60 s")
             await trio.sleep(60)
             continue
         await trio.sleep(pause_after(cp, settings, time.time()))

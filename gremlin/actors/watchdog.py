@@ -22,7 +22,9 @@ import trio
 from ..proc import ProcessId, cpu_ticks, io_counters
 from ..runtime import Runtime
 from ..settings import Settings
+from ..store import Store
 from ..store.job_queries import JobRow, running_jobs, set_progress
+from .diskspace import is_disk_full
 from .jobfiles import JobDir, read_progress_seconds, write_json_atomic
 from .jobstate import hung_reason
 from .watch import signal_group, stop_process
@@ -120,7 +122,7 @@ async def serve_watchdog(
                     tracker.last, tracker.last_change = liveness, now
                 fraction = progress_fraction(liveness.progress_seconds, tracker.duration)
                 if fraction is not None and abs(fraction - job.progress) >= 0.005:
-                    await store.write(set_progress, job.id, fraction)
+                    await _record_progress(store, job.id, fraction)
                 key = (job.id, job.process.pid)
                 if key in killing:
                     continue
@@ -141,6 +143,15 @@ async def serve_watchdog(
                     del trackers[job_id]
             killing.intersection_update((job.id, job.process.pid) for job in jobs if job.process)
             await trio.sleep(settings.watchdog_poll_seconds)
+
+
+async def _record_progress(store: Store, job_id: int, fraction: float) -> None:
+    """Progress is for show: on a full disk it is skipped (no line per poll), never fatal."""
+    try:
+        await store.write(set_progress, job_id, fraction)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
 
 
 def _sample_all(
@@ -168,7 +179,9 @@ async def _kill(
     log.warning("job=%s pid=%d killing: %s", job.id, job.process.pid, mark["reason"])
     try:
         await trio.to_thread.run_sync(write_json_atomic, jobdir.killed, mark)
-    except OSError:
-        return  # its directory is gone: the job has just finished
+    except OSError as e:
+        if not is_disk_full(e):
+            return  # its directory is gone: the job has just finished
+        log.warning("job=%s no room for the kill mark (disk full): killing it anyway", job.id)
     await stop_process(job.process, settings.kill_grace_seconds)
     signal_group(job.process, signal.SIGKILL)  # whatever of the group is left

@@ -11,15 +11,20 @@ import dataclasses
 import errno
 import logging
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
+import trio.testing
 
 from gremlin.actors import finish as finish_module
+from gremlin.actors import fsck_background, watchdog
 from gremlin.actors.diskspace import free_bytes
 from gremlin.actors.jobfiles import JobDir, StatusWriter
+from gremlin.errors import DiskFull
 from gremlin.media.base import PlannedJob
 from gremlin.settings import Settings, load
 from gremlin.store import Site, init_site
@@ -213,3 +218,52 @@ async def test_enospc_while_moving_outputs_leaves_things_consistent_and_retries(
     assert (tmp_path / "ok.runs").read_text() == "2"
     assert (site.media / media_id / "thumb.txt").read_text() == "thumb"
     assert not (site.jobs / str(job["id"])).exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_background_fsck_skips_slices_while_the_disk_is_full(
+    autojump_clock: trio.testing.MockClock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[float] = []
+
+    async def slice_(store: object, site: object, settings: object) -> object:
+        calls.append(trio.current_time())
+        if len(calls) <= 3:
+            raise DiskFull("/site/content/site.db")
+        raise _Stop
+
+    monkeypatch.setattr(fsck_background, "run_background_slice", slice_)
+    on = dataclasses.replace(settings, fsck_budget_seconds_per_day=60.0)
+    with pytest.raises(_Stop):  # only the unexpected error ends it, not the full disk
+        await fsck_background.serve_fsck(None, None, on, first_delay_seconds=0)  # type: ignore[arg-type]
+    assert len(calls) == 4 and calls[3] - calls[0] >= 3 * 60 - 1
+    skipped = [r for r in caplog.records if "skipped: disk full" in r.getMessage()]
+    assert len(skipped) == 3 and not any(r.exc_info for r in caplog.records)
+
+
+async def test_watchdog_progress_is_skipped_on_a_full_disk_but_other_errors_raise() -> None:
+    class FullStore:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+
+        async def write(self, *args: object) -> None:
+            raise self.error
+
+    await watchdog._record_progress(FullStore(DiskFull("/x")), 1, 0.5)  # type: ignore[arg-type]
+    full_db = sqlite3.OperationalError("database or disk is full")
+    await watchdog._record_progress(FullStore(full_db), 1, 0.5)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.OperationalError):
+        await watchdog._record_progress(  # type: ignore[arg-type]
+            FullStore(sqlite3.OperationalError("no such table: jobs")), 1, 0.5
+        )
+
+
+def test_disk_full_hint_is_general_unless_told() -> None:
+    assert "upload" not in (DiskFull("/site/content").hint or "")
+    assert DiskFull("/x", hint=DiskFull.UPLOAD_HINT).hint == DiskFull.UPLOAD_HINT
