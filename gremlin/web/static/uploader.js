@@ -18,6 +18,8 @@
   var MEDIA_PAGE = root.getAttribute("data-media");
   var MEDIA_API = root.getAttribute("data-api");
   var MAX_BYTES = Number(root.getAttribute("data-max")) || Infinity;
+  // The limit exactly as the page states it (render.human_size), never formatted again here.
+  var MAX_TEXT = root.getAttribute("data-max-text") || size(MAX_BYTES);
   var CHUNK = 16 * 1024 * 1024;
   var PARALLEL = 2;
   var BACKOFF = [1000, 2000, 4000, 8000, 15000, 30000];
@@ -115,7 +117,13 @@
   };
 
   function pct(n, total) { return total ? Math.floor(100 * n / total) : 100; }
-  function mib(n) { return (n / 1048576).toFixed(1) + " MiB"; }
+  // The same rule as gremlin/web/render.py's human_size (the page's sizes): whole bytes under
+  // 1 KiB, else one decimal in the largest binary unit below 1024 (up to TiB).
+  function size(n) {
+    var units = ["B", "KiB", "MiB", "GiB", "TiB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i ? n.toFixed(1) + " " + units[i] : Math.round(n) + " B";
+  }
 
   async function offsetOf(url) {
     var xhr = await request("HEAD", url, {});
@@ -168,11 +176,11 @@
       for (var first = true; first || offset < file.size; first = false) {
         var end = Math.min(offset + CHUNK, file.size);
         var start = offset;
-        row.show("active", "Uploading " + mib(start) + " of " + mib(file.size), pct(start, file.size));
+        row.show("active", "Uploading " + size(start) + " of " + size(file.size), pct(start, file.size));
         var xhr = await request("PATCH", url, {
           "Upload-Offset": String(start), "Content-Type": "application/offset+octet-stream"
         }, file.slice(start, end), function (loaded) {
-          row.show("active", "Uploading " + mib(start + loaded) + " of " + mib(file.size), pct(start + loaded, file.size));
+          row.show("active", "Uploading " + size(start + loaded) + " of " + size(file.size), pct(start + loaded, file.size));
         });
         if (xhr && xhr.status === 204) {
           failures = 0;
@@ -225,7 +233,7 @@
     Array.prototype.forEach.call(files, function (file) {
       var row = new Row(file);
       if (!file.size) { row.show("error", "The file is empty."); return; }
-      if (file.size > MAX_BYTES) { row.show("error", "Too large: this site accepts up to " + mib(MAX_BYTES) + "."); return; }
+      if (file.size > MAX_BYTES) { row.show("error", "Too large: this site accepts up to " + MAX_TEXT + " each."); return; }
       queue.push({ file: file, row: row });
     });
     pump();
