@@ -150,6 +150,19 @@ async def render_media_page(media_id: str, status: int = 200, **extra: Any) -> R
     )
 
 
+FAVICON_MAX_AGE_SECONDS = 24 * 3600
+
+
+@bp.get("/favicon.ico")
+async def favicon() -> ResponseReturnValue:
+    """What browsers and feed readers ask for whatever the page says (static/favicon.ico, a
+    16/32/48 px ICO drawn with Pillow from static/favicon.svg, which pages link to)."""
+    response = await current_app.send_static_file("favicon.ico")
+    response.cache_control.public = True
+    response.cache_control.max_age = FAVICON_MAX_AGE_SECONDS
+    return response
+
+
 # Pages load only what the site itself serves: no inline script or style, no third party.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; media-src 'self'; script-src 'self';"
