@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -61,8 +62,11 @@ class Gate:
         self.path = path
         self.margin_bytes = margin_bytes
         self.paused = False
+        self._hold_until = 0.0
 
     def open(self) -> bool:
+        if self.paused and time.monotonic() < self._hold_until:
+            return False
         try:
             free = free_bytes(self.path)
         except OSError:
@@ -77,6 +81,14 @@ class Gate:
             log.warning("jobs resumed: free=%d bytes on %s", free, self.path)
         self.paused = low
         return not low
+
+    def pause(self, why: str, hold_seconds: float = 30.0) -> None:
+        """Pause after a write failed for a full disk although free space looked fine (quotas,
+        reserved blocks): `open()` stays shut for `hold_seconds`, then looks again."""
+        if not self.paused:
+            log.warning("jobs paused: disk full (%s); waiting for space", why)
+        self.paused = True
+        self._hold_until = time.monotonic() + hold_seconds
 
 
 @contextlib.contextmanager

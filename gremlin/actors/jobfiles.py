@@ -217,6 +217,17 @@ def abandon(jobdir: JobDir) -> ProcessId | None:
     return jobdir.read_pid()
 
 
+def abandon_unless_full(jobdir: JobDir) -> ProcessId | None:
+    """abandon(), except that a disk too full to write the mark cannot start a runner either
+    (its pid file needs the same room): then nothing will start."""
+    try:
+        return abandon(jobdir)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        return jobdir.read_pid()
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -33,7 +33,7 @@ from ..store import Site, Store, connect
 from ..store.job_queries import JobRow, claim_due_jobs, next_due, record_pid
 from .diskspace import Gate, is_disk_full, low_on_space, postponed_if_full, retry_on_full_disk
 from .finish import finish_job, input_path, job_view, media_type_for
-from .jobfiles import JobDir, Status, abandon, write_json_atomic
+from .jobfiles import JobDir, Status, abandon, abandon_unless_full, write_json_atomic
 from .jobstate import Event, Failed, NoSpace, StoppedByUs
 from .launch import Launcher, LaunchFailed, open_launcher
 from .reconcile import run_reconcile
@@ -127,13 +127,22 @@ async def serve_jobs(
             )  # fmt: skip
 
         try:
-            for job in await run_reconcile(store, site, settings, types):
+            for job in await retry_on_full_disk(
+                lambda _: run_reconcile(store, site, settings, types), what="jobs reconcile"
+            ):  # reconcile is idempotent: redone whole once there is space
                 start(job, True)
             while True:
                 free = limit - len(state.running)
                 due = await store.read(next_due)
                 if free > 0 and due is not None and due <= time.time() and space.open():
-                    for job in await store.write(claim_due_jobs, time.time(), free):
+                    try:
+                        claimed = await store.write(claim_due_jobs, time.time(), free)
+                    except Exception as e:
+                        if not is_disk_full(e):
+                            raise
+                        space.pause("the database cannot grow")
+                        claimed = []
+                    for job in claimed:
                         start(job, False)
                     due = await store.read(next_due)
                 timeout = poll_seconds
@@ -271,17 +280,6 @@ async def _job_task(
 async def _record_pid(store: Store, job: JobRow, process: ProcessId) -> None:
     with postponed_if_full(f"job={job.id} pid not in the database (its pid file has it)"):
         await store.write(record_pid, job.id, process, job.started_at)
-
-
-def abandon_unless_full(jobdir: JobDir) -> ProcessId | None:
-    """abandon(), except that a disk too full to write the mark cannot start a runner either
-    (its pid file needs the same room): then nothing will start."""
-    try:
-        return abandon(jobdir)
-    except OSError as e:
-        if not is_disk_full(e):
-            raise
-        return jobdir.read_pid()
 
 
 def _only_cancelled(e: BaseException) -> bool:

@@ -20,8 +20,8 @@ import pytest
 import trio
 import trio.testing
 
+from gremlin.actors import diskspace, fsck_background, watchdog
 from gremlin.actors import finish as finish_module
-from gremlin.actors import fsck_background, watchdog
 from gremlin.actors.diskspace import free_bytes
 from gremlin.actors.jobfiles import JobDir, StatusWriter
 from gremlin.errors import DiskFull
@@ -267,3 +267,20 @@ async def test_watchdog_progress_is_skipped_on_a_full_disk_but_other_errors_rais
 def test_disk_full_hint_is_general_unless_told() -> None:
     assert "upload" not in (DiskFull("/site/content").hint or "")
     assert DiskFull("/x", hint=DiskFull.UPLOAD_HINT).hint == DiskFull.UPLOAD_HINT
+
+
+def test_gate_logs_one_line_to_pause_and_one_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    free = [10 * MiB]
+    monkeypatch.setattr(diskspace, "free_bytes", lambda path: free[0])
+    gate = diskspace.Gate(tmp_path, 2 * MiB)
+    assert gate.open()
+    free[0] = MiB
+    assert [gate.open() for _ in range(5)] == [False] * 5
+    free[0] = 3 * MiB
+    assert gate.open() and gate.open()
+    gate.pause("the database cannot grow", hold_seconds=60)  # a write failed anyway
+    assert not gate.open()  # held shut although free space looks fine
+    lines = [r.getMessage() for r in caplog.records]
+    assert [m.split(":")[0] for m in lines] == ["jobs paused", "jobs resumed", "jobs paused"]
