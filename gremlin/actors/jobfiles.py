@@ -29,6 +29,7 @@ from typing import Any
 from ..proc import ProcessId
 
 LOG_TAIL_LINES = 20
+LOG_RESERVE_BYTES = 64 * 1024  # preallocated at the start of each job's log (see the runner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,8 +243,11 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 16384) ->
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - max_bytes))
-            data = f.read()
+            # A running (or killed) job's log may end in the zeros of its preallocated reserve
+            # (see the runner): read past them to the text.
+            start = 0 if size <= LOG_RESERVE_BYTES + max_bytes else size - max_bytes
+            f.seek(start)
+            data = f.read().rstrip(b"\0")[-max_bytes:]
     except FileNotFoundError:
         return []
     text = data.decode("utf-8", "replace").replace("\r", "\n")

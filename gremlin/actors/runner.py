@@ -38,7 +38,7 @@ from typing import Any
 
 from .. import proc
 from .diskspace import is_disk_full, low_on_space
-from .jobfiles import JobDir, StatusWriter, claim_pid_file, fsync_dir
+from .jobfiles import LOG_RESERVE_BYTES, JobDir, StatusWriter, claim_pid_file, fsync_dir
 
 EXIT_NO_SPACE = 28  # ENOSPC's number: the job could not run or finish for a full disk
 NO_SPACE_TEXT = "no space left on device"
@@ -90,6 +90,7 @@ def _job_process(jobdir: JobDir, notify_fd: int) -> int:
             if not is_disk_full(e):
                 raise
             exit_code, no_space = EXIT_NO_SPACE, True
+    _trim_log()
     if exit_code != 0:
         no_space = no_space or _looks_like_no_space(jobdir, spec)
     status.write(
@@ -107,12 +108,18 @@ def _looks_like_no_space(jobdir: JobDir, spec: dict[str, Any]) -> bool:
 
 
 def _redirect_output(log: Path) -> None:
+    """stdout and stderr to the log. Its first LOG_RESERVE_BYTES are preallocated and written
+    in place (not O_APPEND; the job's processes share the offset), so the lines that say why a
+    job failed on a full disk still land; `_trim_log` cuts the unused rest at the end."""
     try:
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)
     except OSError as e:
         if not is_disk_full(e):
             raise
         fd = os.open(os.devnull, os.O_WRONLY)  # no room for a log: the status still says why
+    else:
+        with contextlib.suppress(OSError):  # no room for the reserve: a plain log, then
+            os.posix_fallocate(fd, 0, LOG_RESERVE_BYTES)
     null = os.open(os.devnull, os.O_RDONLY)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -121,6 +128,16 @@ def _redirect_output(log: Path) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     os.close(null)
+
+
+def _trim_log() -> None:
+    """Cut the log's unused reserve (shrinking needs no space)."""
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        end = os.lseek(1, 0, os.SEEK_CUR)
+        if end < os.fstat(1).st_size:
+            os.ftruncate(1, end)
 
 
 def substitute(argv: list[str], values: dict[str, str]) -> list[str]:

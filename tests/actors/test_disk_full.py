@@ -23,7 +23,7 @@ import trio.testing
 from gremlin.actors import diskspace, fsck_background, watchdog
 from gremlin.actors import finish as finish_module
 from gremlin.actors.diskspace import free_bytes
-from gremlin.actors.jobfiles import JobDir, StatusWriter
+from gremlin.actors.jobfiles import LOG_RESERVE_BYTES, JobDir, StatusWriter, log_tail
 from gremlin.errors import DiskFull
 from gremlin.media.base import PlannedJob
 from gremlin.settings import Settings, load
@@ -142,6 +142,8 @@ async def test_a_job_that_fills_the_disk_is_requeued_uncharged_then_succeeds(
         assert media_row(site, media_id)["state"] == "processing"
         assert job["reason"] == REASON
         assert job["state"] in ("queued", "running") and job["attempt"] <= 1
+        # Its own words made it into the log's preallocated reserve although the disk was full.
+        assert "No space left on device" in job["log_tail"]
         ballast.unlink()
         await wait_for(media_state(site, media_id, "ready", "failed"), timeout=60)
     assert media_row(site, media_id)["state"] == "ready"
@@ -284,3 +286,9 @@ def test_gate_logs_one_line_to_pause_and_one_to_resume(
     assert not gate.open()  # held shut although free space looks fine
     lines = [r.getMessage() for r in caplog.records]
     assert [m.split(":")[0] for m in lines] == ["jobs paused", "jobs resumed", "jobs paused"]
+
+
+def test_log_tail_reads_past_the_unused_log_reserve(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    log.write_bytes(b"starting\nboom: No space left on device\n" + b"\0" * LOG_RESERVE_BYTES)
+    assert log_tail(log) == ["starting", "boom: No space left on device"]
