@@ -292,3 +292,34 @@ def test_log_tail_reads_past_the_unused_log_reserve(tmp_path: Path) -> None:
     log = tmp_path / "log"
     log.write_bytes(b"starting\nboom: No space left on device\n" + b"\0" * LOG_RESERVE_BYTES)
     assert log_tail(log) == ["starting", "boom: No space left on device"]
+
+
+async def test_a_finish_that_cannot_be_written_is_retried_once_there_is_space(
+    site: Site,
+    fast: Settings,
+    engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeType({}, python={"probe": "tests.actors.workers:full_disk_once"})
+    media_id = add_media(site, [INFO], max_attempts=1)
+    real = finish_module._apply_failures
+    refused: list[int] = []
+
+    def full_db(conn: sqlite3.Connection, site: Site, prepared, *args: object) -> object:
+        if not refused:
+            refused.append(prepared[0][0].id)
+            raise DiskFull(str(site.db))  # what store.write makes of SQLITE_FULL
+        return real(conn, site, prepared, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(finish_module, "_apply_failures", full_db)
+    caplog.set_level(logging.INFO)
+    async with engine(fast, {"fake": fake}):
+        await wait_for(media_state(site, media_id, "ready", "failed"))
+    assert media_row(site, media_id)["state"] == "ready"
+    [job] = job_rows(site, media_id)
+    assert refused == [job["id"]] and (job["state"], job["attempt"]) == ("done", 1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("disk full; retrying until there is space" in m for m in messages) == 1
+    assert sum("went through now that there is space" in m for m in messages) == 1
+    assert not [r for r in caplog.records if r.exc_info]
