@@ -51,7 +51,8 @@ def test_upload_resumes_after_the_server_is_killed(
     # Wait until part of the file is on the server, then kill it without warning.
     incoming = site.content / "incoming"
     page.wait_for_function(
-        "() => /Uploading [2-9]/.test(document.querySelector('#list li .state').textContent)",
+        "() => /Uploading [2-9][0-9.]* MiB/"
+        ".test(document.querySelector('#list li .state').textContent)",
         timeout=60_000,
     )
     server.proc.send_signal(signal.SIGKILL)
@@ -91,7 +92,8 @@ def test_choosing_the_same_file_after_a_reload_resumes_it(
     throttle_uploads(page, 256 * 1024)
     page.set_input_files("#files", str(photo))
     page.wait_for_function(
-        "() => /Uploading [2-9]/.test(document.querySelector('#list li .state').textContent)",
+        "() => /Uploading [2-9][0-9.]* MiB/"
+        ".test(document.querySelector('#list li .state').textContent)",
         timeout=60_000,
     )
     page.reload()  # the upload in flight is abandoned; localStorage remembers its URL
@@ -103,7 +105,7 @@ def test_choosing_the_same_file_after_a_reload_resumes_it(
         "() => document.querySelectorAll('#list li.done').length === 1", timeout=180_000
     )
     uploading = [s for s in page.evaluate("window.__states") if s.startswith("Uploading")]
-    assert uploading and not uploading[0].startswith("Uploading 0.0 MiB"), uploading[:3]
+    assert uploading and not uploading[0].startswith("Uploading 0 B "), uploading[:3]
     assert [state for _, _, state in media_rows(site)] == ["ready"]
     # No upload bytes stay behind (the committed upload's small state file may, until GC).
     left = [p for p in (site.content / "incoming").rglob("*") if p.suffix != ".json"]
