@@ -76,8 +76,7 @@ def _job_process(jobdir: JobDir, notify_fd: int) -> int:
         # requeues the job as "no space left on device" without charging it.
         return EXIT_NO_SPACE
     _redirect_output(jobdir.log)
-    with contextlib.suppress(OSError):
-        os.nice(int(spec.get("nice", 0)))
+    _lower_priority(int(spec.get("nice", 0)))
     if spec.get("python"):
         exit_code, sig, no_space = _run_python(jobdir, spec, status)
     else:
@@ -105,6 +104,17 @@ def _looks_like_no_space(jobdir: JobDir, spec: dict[str, Any]) -> bool:
     if low_on_space(jobdir.path, int(spec.get("min_free_bytes", 0))):
         return True
     return any(NO_SPACE_TEXT in line.lower() for line in jobdir.log_tail())
+
+
+def _lower_priority(increment: int) -> None:
+    """Nice the job, and also its session's autogroup: with the kernel's autogroup scheduling
+    (on by default), a new session competes as a group, and a plain nice only ranks a process
+    within its own group, so without this a transcode would compete with the web server as an
+    equal."""
+    with contextlib.suppress(OSError):
+        niceness = os.nice(increment)
+        with open("/proc/self/autogroup", "w") as f:
+            f.write(str(niceness))
 
 
 def _redirect_output(log: Path) -> None:
