@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..errors import DiskFull
@@ -29,8 +29,9 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def sha256_file(path: Path) -> tuple[int, str]:
-    """(size, hex SHA-256) of a file, read in 1 MiB chunks."""
+def sha256_file(path: Path, on_chunk: Callable[[int], None] | None = None) -> tuple[int, str]:
+    """(size, hex SHA-256) of a file, read in 1 MiB chunks; `on_chunk(n)` after each (progress
+    bars, time budgets: it may raise to abandon the hashing)."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb", buffering=0) as f:
@@ -39,6 +40,8 @@ def sha256_file(path: Path) -> tuple[int, str]:
         while n := f.readinto(buf):
             digest.update(view[:n])
             size += n
+            if on_chunk is not None:
+                on_chunk(n)
     return size, digest.hexdigest()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import os
 import sqlite3
 import stat
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SiteError
-from .content import CHUNK
+from .content import sha256_file
 from .site import Site
 
 UNSTORED = ("incoming", "jobs", "quarantine")  # top-level dirs of content/ that rows never name
@@ -277,19 +276,7 @@ class Interrupted(Exception):
     """Raised by an `on_chunk` callback to abandon hashing (a budget ran out, a cancel)."""
 
 
-def hash_file(path: Path, on_chunk: Callable[[int], None] | None = None) -> tuple[int, str]:
-    """(size, SHA-256) in 1 MiB reads, like gremlin.store.sha256_file, reporting progress."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            digest.update(view[:n])
-            size += n
-            if on_chunk is not None:
-                on_chunk(n)
-    return size, digest.hexdigest()
+hash_file = sha256_file  # (size, SHA-256) in 1 MiB reads, `on_chunk(n)` reporting progress
 
 
 def verify(
