@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -152,12 +153,19 @@ def _progress_headers(state: UploadState, offset: int) -> dict[str, str]:
     return headers
 
 
-@bp.route("/<upload_id>", methods=["HEAD"])
-async def head(upload_id: str) -> ResponseReturnValue:
+async def _own_upload(upload_id: str) -> tuple[Path, UploadState]:
+    """The tus checks every request on one upload starts with: protocol version, a user, and
+    that user's upload (404 otherwise). Returns (content/incoming, its state)."""
     tus.check_resumable(request.headers.get("Tus-Resumable"))
     user = await require_user()
     incoming = get_runtime().site.incoming
     state = await trio.to_thread.run_sync(tus.load, incoming, upload_id, user.id)
+    return incoming, state
+
+
+@bp.route("/<upload_id>", methods=["HEAD"])
+async def head(upload_id: str) -> ResponseReturnValue:
+    incoming, state = await _own_upload(upload_id)
     live = _live()
     try:
         async with live.lock(upload_id):
@@ -294,10 +302,7 @@ async def _uncommit(state: UploadState) -> None:
 
 @bp.delete("/<upload_id>")
 async def terminate(upload_id: str) -> ResponseReturnValue:
-    tus.check_resumable(request.headers.get("Tus-Resumable"))
-    user = await require_user()
-    incoming = get_runtime().site.incoming
-    state = await trio.to_thread.run_sync(tus.load, incoming, upload_id, user.id)
+    incoming, state = await _own_upload(upload_id)
     live = _live()
     try:
         async with live.lock(upload_id):
