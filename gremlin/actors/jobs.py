@@ -3,7 +3,8 @@
     serve_jobs
     ├── (reconcile)  adopt live jobs of an earlier server, finish or requeue the dead
     ├── job-<id>     launch (fork server or runner) -> record pid -> pidfd + status -> finish
-    └── ...          at most settings.effective_jobs_concurrency() at once
+    └── ...          at most settings.effective_jobs_concurrency() job processes at once
+                     (a job whose process has exited is finished without holding a slot)
 
 It wakes when `runtime.jobs_changed` is set (an upload, a retry), when one of its jobs ends,
 when the next backoff expires, when another process commits (`gremlin import` inserts jobs;
@@ -46,9 +47,19 @@ COMMIT_WATCH_SECONDS = 0.05  # how often to look for jobs inserted by another pr
 
 @dataclasses.dataclass
 class _State:
+    # A job holds one of the `jobs_concurrency` slots while its process starts and runs; once
+    # the process has exited, the slot is free for the next job while this one is finished
+    # (outputs hashed and moved, one transaction): that is I/O and little CPU, off the path.
     running: dict[int, JobRow] = dataclasses.field(default_factory=dict)
+    finishing: dict[int, JobRow] = dataclasses.field(default_factory=dict)
     wake: trio.Event = dataclasses.field(default_factory=trio.Event)
     leave_running: bool = False
+
+    def release(self, job: JobRow) -> None:
+        """`job`'s process is gone: its slot is free (the supervisor wakes to fill it)."""
+        if self.running.pop(job.id, None) is not None:
+            self.finishing[job.id] = job
+            self.wake.set()
 
 
 class _CannotRun(Exception):
@@ -264,6 +275,7 @@ async def _job_task(
         await wait_exit(process)
         kill_group_now(process)  # leftovers of the group (a script's background children)
         status = await trio.to_thread.run_sync(jobdir.read_status)
+        state.release(job)
         await finish(None)
     except BaseException as e:
         if not _only_cancelled(e):
@@ -274,6 +286,7 @@ async def _job_task(
         raise
     finally:
         state.running.pop(job.id, None)
+        state.finishing.pop(job.id, None)
         state.wake.set()
 
 

@@ -78,6 +78,7 @@ def _summary_json(exif: Any) -> str | None:
 class ImageType:
     name = "image"
     kind = Kind.IMAGE
+    preload = ("gremlin.media.image_worker",)  # imported by the fork server up front
     mimes = (
         "image/jpeg",
         "image/png",
