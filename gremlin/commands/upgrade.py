@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 
 import click
+import trio
 
 from ..cli import run, settings_for, site_argument
 from ..media.ffmpeg import check_ffmpeg
@@ -12,6 +15,7 @@ from ..serve import ServeOutcome, announce_stdout, serve
 from ..settings import Settings
 from ..store import Site
 from ..upgrade import Handed, UpgradeResult, hand_over, revert
+from ..upgrade.recopy import check_integrity_later
 
 
 def _host_port(url: str | None) -> str | None:
@@ -28,7 +32,17 @@ def _describe(result: UpgradeResult) -> str:
     )
 
 
+def _warm_up() -> None:
+    """Import every web module now: the app imports some only when it is built, which in a
+    handover happens inside the maintenance window (~50 ms of it)."""
+    from .. import web
+
+    for module in pkgutil.iter_modules(web.__path__):
+        importlib.import_module(f"{web.__name__}.{module.name}")
+
+
 async def _upgrade(settings: Settings, bind: str | None) -> ServeOutcome | None:
+    _warm_up()
     handed = await hand_over(settings)
     if isinstance(handed, UpgradeResult):
         click.echo(f"no server was running: upgraded offline; {_describe(handed)}")
@@ -38,9 +52,28 @@ async def _upgrade(settings: Settings, bind: str | None) -> ServeOutcome | None:
     if handed.sock is None:  # the old server died before passing its socket: bind afresh
         address = bind or _host_port(handed.old.bind) or settings.bind
         settings = dataclasses.replace(settings, bind=address)
-    return await serve(
-        settings, sock=handed.sock, replacing=handed.old.process, announce=announce_stdout
-    )
+    if handed.result.copy.check is not None:
+        return await serve(
+            settings, sock=handed.sock, replacing=handed.old.process, announce=announce_stdout
+        )
+    # The window's copy left PRAGMA integrity_check out: run it once the new server serves.
+    serving = trio.Event()
+
+    def announce(url: str) -> None:
+        announce_stdout(url)
+        serving.set()
+
+    async def check_when_serving() -> None:
+        await serving.wait()
+        await check_integrity_later(Site(settings.site.absolute()))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(check_when_serving, name="integrity-check")
+        outcome = await serve(
+            settings, sock=handed.sock, replacing=handed.old.process, announce=announce
+        )
+        nursery.cancel_scope.cancel()
+    return outcome
 
 
 @click.command("upgrade")
@@ -70,11 +103,17 @@ def revert_command(site: str | None, name: str | None) -> None:
         f"reverted: db.sqlite is now the database set aside as {result.restored.name}"
         f" (schema {result.restored_schema})"
     )
-    newer = [d for d in result.deltas if d.newer_rows]
-    detail = ", ".join(f"{d.table} {d.newer_rows}" for d in newer) or "none"
+
+    def per_table(field: str) -> str:
+        found = [(d.table, getattr(d, field)) for d in result.deltas if getattr(d, field)]
+        return f" ({', '.join(f'{t} {n}' for t, n in found)})" if found else ""
+
     click.echo(
-        f"the replaced database is kept as {result.set_aside.name}; rows written since the"
-        f" upgrade, kept there and not in the restored one: {result.rows_set_aside} ({detail})"
+        f"the replaced database is kept as {result.set_aside.name}; written since the upgrade,"
+        f" kept there and not in the restored one: {result.rows_set_aside} new rows"
+        f"{per_table('newer_rows')}, {result.rows_changed} changed rows"
+        f"{per_table('changed_rows')}; {result.rows_deleted} deleted rows are back"
+        f"{per_table('deleted_rows')}"
     )
     click.echo(
         "Start the server with the contentgremlin version of that schema: a newer version"

@@ -1,5 +1,9 @@
 """`gremlin upgrade SITE`, the new process's side of the protocol (see protocol.py).
 
+The data is copied twice (recopy.py): in full, with the new version's steps and integrity
+check, BEFORE the request is recorded (a failure then aborts without disturbing the old
+server), and again inside the maintenance window from the frozen file, which is fast.
+
 `hand_over` returns the listening socket (None if the old server died before passing it) once
 the old server has exited and db.sqlite is the new database; the caller then serves on it.
 With no live server it upgrades offline and returns nothing to serve.
@@ -21,12 +25,19 @@ import trio
 from ..errors import SchemaTooNew, SiteError
 from ..proc import ProcessId
 from ..store import Site, connect, latest, transaction, version_of
-from ..store.handover import Stage, read_handover, request_handover
+from ..store.handover import (
+    Stage,
+    read_handover,
+    refuse_during_handover,
+    request_handover,
+    set_stage,
+)
 from ..store.schema import APP_VERSION
 from ..store.server_record import ServerRecord, live_server
-from .copy import CopyReport, copy_database
+from .copy import CopyFailed, CopyReport, copy_database
 from .offline import UpgradeResult, app_version_of, finish_swap, record_stage, upgrade_offline
 from .protocol import HandoverAborted, HandoverRefused, HandoverTimeout, Op, request
+from .recopy import recopy_database
 from .sockets import ControlChannel, ControlClosed, connect_control
 from .swap import remove_database
 
@@ -56,6 +67,7 @@ def _inspect(site: Site) -> tuple[ServerRecord | None, str]:
         found = version_of(conn)
         if found > latest():
             raise SchemaTooNew(str(site.db), found, latest())
+        refuse_during_handover(conn)  # before copying for nothing
         return live_server(conn), app_version_of(conn)
     finally:
         conn.close()
@@ -66,6 +78,17 @@ def _request(site: Site) -> int:
     try:
         with transaction(conn):
             return request_handover(conn, ProcessId.current(), APP_VERSION)
+    finally:
+        conn.close()
+
+
+def _record_failed_precopy(site: Site, reason: str) -> None:
+    """The attempt, recorded as aborted at once (the old server never saw it)."""
+    conn = connect(site.db)
+    try:
+        with transaction(conn):
+            handover_id = request_handover(conn, ProcessId.current(), APP_VERSION)
+            set_stage(conn, handover_id, Stage.ABORTED, reason)
     finally:
         conn.close()
 
@@ -86,12 +109,35 @@ async def hand_over(settings: Any) -> Handed | UpgradeResult:
     if old is None:
         log.info("no server running: upgrading offline")
         return await trio.to_thread.run_sync(upgrade_offline, site)
-    await trio.to_thread.run_sync(remove_database, site.db_new)  # a stale attempt's
+    precopy = await _precopy(site)
     handover_id = await trio.to_thread.run_sync(_request, site)
     log.info(
         "handover id=%d requested from pid=%d version=%s", handover_id, old.process.pid, old.version
     )
-    return await _Handover(settings, site, old, old.version or old_version, handover_id).run()
+    handover = _Handover(settings, site, old, old.version or old_version, handover_id, precopy)
+    return await handover.run()
+
+
+async def _precopy(site: Site) -> CopyReport:
+    """The full copy of the live database, before the old server is asked for anything."""
+    try:
+        report = await trio.to_thread.run_sync(lambda: copy_database(site.db, site.db_new))
+    except CopyFailed as e:
+        log.error("the copy failed before the server entered maintenance: %s", e.message)
+        e.hint = (
+            "The running server was not disturbed (it never entered maintenance) and"
+            " db_new.sqlite was removed. Report this with the log."
+        )
+        await trio.to_thread.run_sync(
+            _record_failed_precopy, site, f"before maintenance: CopyFailed: {e.message}"
+        )
+        raise
+    log.info(
+        "copied before the window in %.2fs by %s; the window copies again from the frozen file",
+        report.seconds,
+        report.method,
+    )
+    return report
 
 
 @dataclasses.dataclass
@@ -101,6 +147,7 @@ class _Handover:
     old: ServerRecord
     old_version: str
     id: int
+    precopy: CopyReport
     channel: ControlChannel | None = None
     stage: Stage = Stage.REQUESTED
 
@@ -182,10 +229,17 @@ class _Handover:
             raise HandoverAborted(self.stage, f"{path} belongs to pid {pid}, not the server")
 
     async def copy(self) -> CopyReport:
+        """Inside the window: from the frozen file; a drifted schema in full (recopy.py)."""
         await self.record(Stage.COPYING)
-        report = await trio.to_thread.run_sync(
-            lambda: copy_database(self.site.db, self.site.db_new, handover_id=self.id)
-        )
+        db, db_new = self.site.db, self.site.db_new
+        if self.precopy.method == "rows":
+            report = await trio.to_thread.run_sync(
+                lambda: copy_database(db, db_new, handover_id=self.id)
+            )
+        else:
+            report = await trio.to_thread.run_sync(
+                lambda: recopy_database(db, db_new, handover_id=self.id)
+            )
         await self.record(Stage.COPIED)
         return report
 

@@ -4,8 +4,11 @@ Choice: the server must be stopped (a revert usually goes with running the older
 code, which is started afterwards). The revert is recorded like a handover in the current
 database, so CLI writers and `serve` refuse while it runs; both files are checkpointed and
 closed before the renames; the current database is set aside as db_<its version>.sqlite.
-It reports the rows written since the set-aside copy was made, table by table: those rows are
-in the database it sets aside, not in the one it restores.
+It reports what was written since the set-aside copy was made, table by table: new rows
+(past the restored table's highest rowid), changed rows (same rowid, a column both have
+differs: a write since the upgrade, or the upgrade's own transformation of that column) and
+deleted rows (back after the revert). Those writes are in the database it sets aside, not in
+the one it restores.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class TableDelta:
     current_rows: int
     restored_rows: int
     newer_rows: int  # rows of the current database past the restored one's highest rowid
+    changed_rows: int = 0  # same rowid in both, a column both have differs
+    deleted_rows: int = 0  # rows of the restored database the current one lacks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +54,14 @@ class RevertResult:
     @property
     def rows_set_aside(self) -> int:
         return sum(d.newer_rows for d in self.deltas)
+
+    @property
+    def rows_changed(self) -> int:
+        return sum(d.changed_rows for d in self.deltas)
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(d.deleted_rows for d in self.deltas)
 
 
 def choose(site: Site, name: str | None) -> Path:
@@ -78,27 +91,51 @@ def _tables(conn: sqlite3.Connection, schema: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[str]:
+    return [r["name"] for r in conn.execute(f"PRAGMA {schema}.table_info({_q(table)})")]
+
+
+def _delta(conn: sqlite3.Connection, table: str) -> TableDelta:
+    """One table of `main` (current) against `restored` (attached)."""
+    q = _q(table)
+    now = conn.execute(f"SELECT count(*) FROM main.{q}").fetchone()[0]
+    before = conn.execute(f"SELECT count(*) FROM restored.{q}").fetchone()[0]
+    try:
+        top = conn.execute(f"SELECT max(rowid) FROM restored.{q}").fetchone()[0] or 0
+    except sqlite3.OperationalError:  # WITHOUT ROWID: counts are all we have
+        return TableDelta(table, now, before, max(0, now - before))
+    newer = conn.execute(f"SELECT count(*) FROM main.{q} WHERE rowid > ?", (top,)).fetchone()[0]
+    theirs = set(_columns(conn, "restored", table))
+    shared = [c for c in _columns(conn, "main", table) if c in theirs]
+    same = " AND ".join(f"m.{_q(c)} IS r.{_q(c)}" for c in shared) or "1"
+    changed = conn.execute(
+        f"SELECT count(*) FROM main.{q} AS m JOIN restored.{q} AS r ON r.rowid = m.rowid"
+        f" WHERE NOT ({same})"
+    ).fetchone()[0]
+    deleted = conn.execute(
+        f"SELECT count(*) FROM restored.{q} AS r"
+        f" WHERE NOT EXISTS (SELECT 1 FROM main.{q} AS m WHERE m.rowid = r.rowid)"
+    ).fetchone()[0]
+    return TableDelta(table, now, before, int(newer), int(changed), int(deleted))
+
+
 def compare(current: Path, restored: Path) -> list[TableDelta]:
-    """Per table: rows now, rows in the restored database, rows newer than it has."""
+    """Per table: rows now, rows in the restored database, new, changed and deleted rows."""
     conn = connect(current)
     try:
         conn.execute("ATTACH DATABASE ? AS restored", (str(restored),))
         theirs = _tables(conn, "restored")
         deltas = []
         for table in sorted(_tables(conn, "main") - BOOKKEEPING):
-            q = '"' + table.replace('"', '""') + '"'
-            now = conn.execute(f"SELECT count(*) FROM main.{q}").fetchone()[0]
             if table not in theirs:
+                now = conn.execute(f"SELECT count(*) FROM main.{_q(table)}").fetchone()[0]
                 deltas.append(TableDelta(table, now, 0, now))
-                continue
-            before = conn.execute(f"SELECT count(*) FROM restored.{q}").fetchone()[0]
-            try:
-                top = conn.execute(f"SELECT max(rowid) FROM restored.{q}").fetchone()[0] or 0
-                newer = conn.execute(f"SELECT count(*) FROM main.{q} WHERE rowid > ?", (top,))
-                newer_rows = int(newer.fetchone()[0])
-            except sqlite3.OperationalError:  # WITHOUT ROWID: counts are all we have
-                newer_rows = max(0, now - before)
-            deltas.append(TableDelta(table, now, before, newer_rows))
+            else:
+                deltas.append(_delta(conn, table))
         conn.execute("DETACH DATABASE restored")
     finally:
         conn.close()

@@ -46,8 +46,22 @@ def _fail(conn: sqlite3.Connection) -> None:
 FAILING = (Step(NUMBER, "next-version: a failing transformation", (), _fail),)
 
 
+def _in_window(conn: sqlite3.Connection) -> bool:
+    """Is this the copy inside the handover window? Its copied handover row is at stage
+    copying; the copy before the window (gremlin/upgrade/recopy.py) has none at all."""
+    return bool(conn.execute("SELECT 1 FROM handover WHERE stage = 'copying'").fetchone())
+
+
 def _slow(conn: sqlite3.Connection) -> None:
-    time.sleep(float(os.environ.get("GREMLIN_TEST_SLOW_STEP_SECONDS", "5")))
+    if _in_window(conn):
+        time.sleep(float(os.environ.get("GREMLIN_TEST_SLOW_STEP_SECONDS", "5")))
 
 
+def _fail_in_window(conn: sqlite3.Connection) -> None:
+    if _in_window(conn):
+        raise RuntimeError("this transformation fails inside the window on purpose (test)")
+
+
+# Slow, or failing, only inside the window: the copy before it goes through.
 SLOW = (Step(NUMBER, "next-version: a slow transformation", (), _slow),)
+FAILING_IN_WINDOW = (Step(NUMBER, "next-version: fails in the window", (), _fail_in_window),)

@@ -62,9 +62,11 @@ def test_new_process_killed_mid_copy_old_leaves_maintenance(
     new.close()
 
 
-def test_failed_copy_removes_db_new_and_the_old_serves_on(
+def test_failing_transformation_aborts_before_maintenance(
     filled: Site, server_factory: type[ServerProcess]
 ) -> None:
+    """The copy before the window runs the new steps on a snapshot of the live data: a step
+    that fails there aborts before the old server is asked for anything."""
     old = server_factory(filled.root)
     before = dump(filled.db)
     env = {"GREMLIN_EXTRA_SCHEMA": "tests.upgrade.next_version:FAILING"}
@@ -72,11 +74,37 @@ def test_failed_copy_removes_db_new_and_the_old_serves_on(
     assert result.returncode == 1
     assert "Error: copying the data into the new database failed" in result.stderr
     assert "fails on purpose" in result.stderr
+    assert "never entered maintenance" in result.stderr
+    assert not filled.db_new.exists()
+    health = wait_health(old.url, lambda h: h["mode"] == "normal", timeout=10)
+    assert health["pid"] == old.proc.pid and health["schema_version"] == 1
+    # Recorded as one attempt, aborted at once: the old server never saw a request.
+    rows = handover_rows(filled.db)
+    assert [r["stage"] for r in rows] == ["aborted"]
+    assert rows[0]["reason"].startswith("before maintenance:")
+    assert "fails on purpose" in rows[0]["reason"]
+    assert "handover id=" not in old.log()  # no request reached it
+    assert dump(filled.db) == before
+    assert not list(filled.root.glob("db_*.sqlite"))
+    assert _can_write(filled, "bob")
+
+
+def test_failed_copy_in_the_window_removes_db_new_and_the_old_serves_on(
+    filled: Site, server_factory: type[ServerProcess]
+) -> None:
+    old = server_factory(filled.root)
+    before = dump(filled.db)
+    env = {"GREMLIN_EXTRA_SCHEMA": "tests.upgrade.next_version:FAILING_IN_WINDOW"}
+    result = run_gremlin("upgrade", str(filled.root), env=env)
+    assert result.returncode == 1
+    assert "Error: copying the data into the new database failed" in result.stderr
+    assert "fails inside the window on purpose" in result.stderr
     assert not filled.db_new.exists()
     health = wait_health(old.url, lambda h: h["mode"] == "normal", timeout=10)
     assert health["pid"] == old.proc.pid and health["schema_version"] == 1
     last = handover_rows(filled.db)[-1]
-    assert last["stage"] == "aborted" and "fails on purpose" in last["reason"]
+    assert last["stage"] == "aborted" and "on purpose" in last["reason"]
+    assert "stage=maintenance" in old.log()  # this one did get into the window
     assert dump(filled.db) == before
     assert not list(filled.root.glob("db_*.sqlite"))
     assert _can_write(filled, "bob")

@@ -46,6 +46,11 @@ def test_offline_upgrade_then_revert(filled: Site, server_factory: type[ServerPr
     assert not filled.db_new.exists()
 
     fill(filled.db, 3, start=100)  # written by the new version, after the upgrade
+    conn = sqlite3.connect(filled.db)  # ... and a row changed, one deleted
+    with conn:
+        conn.execute("UPDATE media SET title = 'renamed' WHERE id = 'm0000001'")
+        conn.execute("DELETE FROM tags WHERE media_id = 'm0000002' AND tag = 'cat'")
+    conn.close()
     server = server_factory(filled.root, env=next_version.ENV)
     refused = run_gremlin("revert", str(filled.root))
     assert refused.returncode == 1 and "Stop it first" in refused.stderr
@@ -54,11 +59,13 @@ def test_offline_upgrade_then_revert(filled: Site, server_factory: type[ServerPr
     reverted = run_gremlin("revert", str(filled.root))
     assert reverted.returncode == 0, reverted.stderr
     assert "db_0.1.0.sqlite" in reverted.stdout
-    assert "21 (files 6, jobs 6, media 3, tags 6)" in reverted.stdout
+    assert "21 new rows (files 6, jobs 6, media 3, tags 6)" in reverted.stdout
+    assert "1 changed rows (media 1); 1 deleted rows are back (tags 1)" in reverted.stdout
     assert schema_of(filled.db) == 1 and dump(filled.db) == before
     replaced = filled.root / f"db_{next_version.VERSION}.sqlite"
     assert schema_of(replaced) == next_version.NUMBER
     assert len(dump(replaced)["media"]) == 13  # nothing lost: the newer rows are kept there
+    assert [r[4] for r in dump(replaced)["media"] if r[0] == "m0000001"] == ["renamed"]
     assert handover_rows(replaced)[-1]["stage"] == "done"
     assert not set_aside.exists()
 
