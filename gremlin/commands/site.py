@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ def serve_command(site: str | None, bind: str | None) -> None:
     settings = settings_for(site, chatty=True, bind=bind)
     check_ffmpeg(settings)  # refuse to start without the encoders video and audio need
     outcome = run(lambda: serve(settings, announce=announce_stdout))
+    # Exit without a last collection of every module's objects: ~0.1 s sooner, and a
+    # handover's new process waits for this exit.
+    gc.freeze()
     if not outcome.graceful:
         raise SystemExit(1)
 
