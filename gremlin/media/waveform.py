@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-
-from PIL import Image, ImageDraw
+from typing import TYPE_CHECKING
 
 from . import ffargs
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 COLOUR = (59, 130, 246, 255)
 LONG_SECONDS = 1200.0  # longer audio is decoded at a lower rate: peaks need few samples
@@ -51,6 +53,10 @@ def peaks(pcm: Path, columns: int) -> list[float]:
 
 def draw(values: list[float], width: int, height: int) -> Image.Image:
     """Bars mirrored around the middle, scaled so the loudest peak fills the height."""
+    # Pillow is imported here, not at the top: every media type is loaded to sniff an upload
+    # (`gremlin import` included), and this module came with it (~30 ms of start-up).
+    from PIL import Image, ImageDraw
+
     image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     pen = ImageDraw.Draw(image)
     loudest = max(values, default=0.0) or 1.0
