@@ -7,9 +7,13 @@ Measures, for the same database:
 - backup API: `sqlite3.Connection.backup` of db.sqlite into a fresh file (a plain page copy);
 - copy: gremlin.upgrade.copy_database into a fresh file, same schema and with the next
   version's extra step (the rows copied, steps applied, integrity check, counts, fsync);
+  it is what a handover runs BEFORE the window;
+- recopy: gremlin.upgrade.recopy.recopy_database, what a handover runs INSIDE the window (a
+  file copy, counts, the step, fsync), without and with PRAGMA quick_check;
 - handover: a real server (this code) replaced by `gremlin upgrade` (this code plus one step,
   tests/upgrade/next_version.py) while a probe polls /healthz. From the two processes' logs:
-  the maintenance window (old enters maintenance -> new serves), and the whole handover
+  the copy before the window, the maintenance window (old enters maintenance -> new serves)
+  and its parts, and the whole handover
   (`gremlin upgrade` started -> new serves); from the probe: failed reads and the longest
   read. Goal: window under 1 s.
 """
@@ -36,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from gremlin.store import STEPS, connect, init_site  # noqa: E402
 from gremlin.upgrade import copy_database  # noqa: E402
+from gremlin.upgrade.recopy import recopy_database  # noqa: E402
 from tests.upgrade import next_version  # noqa: E402
 
 
@@ -87,15 +92,25 @@ def time_copy(db: Path, out: Path, steps: tuple) -> float:  # type: ignore[type-
     return time.perf_counter() - began
 
 
-def _stamp(log: str, pattern: str) -> float:
-    for line in log.splitlines():
-        if re.search(pattern, line):
-            when = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
-            return when.timestamp()
-    raise SystemExit(f"no log line matches {pattern!r}:\n{log[-3000:]}")
+def time_recopy(db: Path, out: Path, steps: tuple, check: str | None) -> float:  # type: ignore[type-arg]
+    began = time.perf_counter()
+    recopy_database(db, out, steps=steps, check=check)
+    return time.perf_counter() - began
 
 
-def handover(site: Path) -> dict[str, float]:
+def _lines(log: str, pattern: str) -> list[str]:
+    found = [line for line in log.splitlines() if re.search(pattern, line)]
+    if not found:
+        raise SystemExit(f"no log line matches {pattern!r}:\n{log[-3000:]}")
+    return found
+
+
+def _stamp(log: str, pattern: str, nth: int = 0) -> float:
+    line = _lines(log, pattern)[nth]
+    return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def handover(site: Path) -> tuple[dict[str, float], list[str]]:
     # A big database on a busy machine copies for longer than the default bound of 30 s.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GREMLIN_HANDOVER_TIMEOUT_SECONDS": "900"}
     logs = site.parent
@@ -149,15 +164,26 @@ def handover(site: Path) -> dict[str, float]:
             raise SystemExit(f"the handover failed:\n{failed}") from None
     old_text, new_text = (logs / "old.log").read_text(), (logs / "new.log").read_text()
     entered = _stamp(old_text, r"stage=maintenance")
+    acknowledged = _stamp(old_text, r"stage=acknowledged")
+    copied = _stamp(new_text, r"copied by", -1)  # the second copy: inside the window
+    exiting = _stamp(old_text, r"stage=exiting")
+    stopped = _stamp(old_text, r"stopped pid=")
+    swapped = _stamp(new_text, r"database swapped")
     serving = _stamp(new_text, r"serving url=")
+    copies = [line.split(": ", 1)[-1] for line in _lines(new_text, "copied by")]
     return {
         "window": serving - entered,
-        "acknowledge": _stamp(old_text, r"stage=acknowledged") - entered,
-        "old exit": _stamp(new_text, r"database swapped") - _stamp(old_text, r"stage=exiting"),
+        "acknowledge": acknowledged - entered,
+        "copy": copied - acknowledged,
+        "socket": exiting - copied,
+        "drain": stopped - exiting,
+        "old exit": swapped - stopped,
+        "start": serving - swapped,
         "whole": serving - started,
+        "precopy": float(re.findall(r"seconds=([\d.]+)", copies[0])[0]),
         "probe failures": float(len(failures)),
         "longest read": longest[0],
-    }
+    }, copies
 
 
 def main() -> None:
@@ -179,11 +205,24 @@ def main() -> None:
         print(f"backup API copy:                  {backup * 1000:8.0f} ms")
         print(f"copy_database, same schema:       {same * 1000:8.0f} ms")
         print(f"copy_database, next version step: {nxt * 1000:8.0f} ms")
-        result = handover(site)
+        nxt_steps = (*STEPS, *next_version.STEPS)
+        recopy = time_recopy(db, tmp / "recopy.sqlite", nxt_steps, None)
+        quick = time_recopy(db, tmp / "recopy_quick.sqlite", nxt_steps, "quick_check")
+        print(f"recopy (in-window copy), no check: {recopy * 1000:7.0f} ms")
+        print(f"recopy with PRAGMA quick_check:   {quick * 1000:8.0f} ms")
+        result, copies = handover(site)
+        print(f"handover: copy before the window  {result['precopy'] * 1000:8.0f} ms"
+              "  (outside the window: writes accepted)")  # fmt: skip
         print(f"handover: maintenance window      {result['window'] * 1000:8.0f} ms  (goal < 1000)")
         print(f"          of which acknowledging  {result['acknowledge'] * 1000:8.0f} ms")
+        print(f"          in-window copy          {result['copy'] * 1000:8.0f} ms")
+        print(f"          socket + exit asked     {result['socket'] * 1000:8.0f} ms")
+        print(f"          old server's drain      {result['drain'] * 1000:8.0f} ms")
         print(f"          old exit -> swapped     {result['old exit'] * 1000:8.0f} ms")
+        print(f"          swapped -> serving      {result['start'] * 1000:8.0f} ms")
         print(f"          whole, command to serve {result['whole'] * 1000:8.0f} ms")
+        for line in copies:
+            print(f"          {line}")
         print(f"          probe: failed reads {int(result['probe failures'])},"
               f" longest read {result['longest read'] * 1000:.0f} ms")  # fmt: skip
     finally:

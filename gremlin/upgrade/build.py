@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # The new file is disposable until complete: no journal, no syncs, a large page cache.
 BUILD_PRAGMAS = (
+    "PRAGMA synchronous = OFF",  # first: leaving WAL mode (recopy.py) then syncs nothing
     "PRAGMA journal_mode = OFF",
-    "PRAGMA synchronous = OFF",
     "PRAGMA cache_size = -262144",  # KiB: 256 MiB at most, only as much as the data needs
     "PRAGMA temp_store = MEMORY",
 )
