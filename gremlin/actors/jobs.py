@@ -274,8 +274,8 @@ async def _job_task(
             background.start_soon(_record_pid, store, job, process)
         await wait_exit(process)
         kill_group_now(process)  # leftovers of the group (a script's background children)
-        status = await trio.to_thread.run_sync(jobdir.read_status)
         state.release(job)
+        status = await trio.to_thread.run_sync(jobdir.read_status)
         await finish(None)
     except BaseException as e:
         if not _only_cancelled(e):
