@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import logging
 import pkgutil
 
 import click
@@ -17,6 +18,8 @@ from ..store import Site
 from ..upgrade import Handed, UpgradeResult, hand_over, revert
 from ..upgrade.recopy import check_integrity_later
 
+log = logging.getLogger(__name__)
+
 
 def _host_port(url: str | None) -> str | None:
     """'http://127.0.0.1:8080' -> '127.0.0.1:8080' (the old server's recorded address)."""
@@ -24,9 +27,12 @@ def _host_port(url: str | None) -> str | None:
 
 
 def _describe(result: UpgradeResult) -> str:
-    copy = result.copy
+    copy, before = result.copy, result.precopy
+    where = ""
+    if before is not None:
+        where = f" inside the window (copied and checked in full before it: {before.seconds:.2f}s)"
     return (
-        f"copied {sum(copy.rows.values())} rows in {copy.seconds:.2f}s"
+        f"copied {sum(copy.rows.values())} rows in {copy.seconds:.2f}s{where}"
         f" (schema {copy.from_schema} -> {copy.to_schema});"
         f" the old database is kept as {result.set_aside.name}"
     )
@@ -34,11 +40,16 @@ def _describe(result: UpgradeResult) -> str:
 
 def _warm_up() -> None:
     """Import every web module now: the app imports some only when it is built, which in a
-    handover happens inside the maintenance window (~50 ms of it)."""
+    handover happens inside the maintenance window (~50 ms of it). Only a head start: a
+    module that fails here is left for the server to import (and report) as usual."""
     from .. import web
 
     for module in pkgutil.iter_modules(web.__path__):
-        importlib.import_module(f"{web.__name__}.{module.name}")
+        name = f"{web.__name__}.{module.name}"
+        try:
+            importlib.import_module(name)
+        except Exception as e:
+            log.debug("warm-up: importing %s failed: %s", name, e)
 
 
 async def _upgrade(settings: Settings, bind: str | None) -> ServeOutcome | None:

@@ -213,7 +213,8 @@ class _Handover:
                 self.channel.close()
         set_aside = await trio.to_thread.run_sync(finish_swap, self.site, self.id, self.old_version)
         log.info("handover id=%d done: old database kept as %s", self.id, set_aside.name)
-        return Handed(self.old, sock, UpgradeResult(set_aside, report, self.old_version))
+        result = UpgradeResult(set_aside, report, self.old_version, self.precopy)
+        return Handed(self.old, sock, result)
 
     async def connect(self) -> None:
         path = Path(self.old.control_socket or self.site.control_socket)

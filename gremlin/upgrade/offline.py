@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class UpgradeResult:
     set_aside: Path
-    copy: CopyReport
+    copy: CopyReport  # the copy that became db.sqlite (in a handover: the one in the window)
     old_version: str
+    precopy: CopyReport | None = None  # a handover's full copy before the window
 
 
 def record_stage(db: Path, handover_id: int, stage: Stage, reason: str | None = None) -> None:
