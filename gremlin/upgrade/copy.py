@@ -71,6 +71,19 @@ def _virtual(tables: dict[str, str]) -> dict[str, str]:
     return {n: sql for n, sql in tables.items() if sql.upper().startswith("CREATE VIRTUAL TABLE")}
 
 
+def _hidden_rowid(conn: sqlite3.Connection, schema: str, table: str) -> bool:
+    """A rowid table whose rowid is no column of its own (no INTEGER PRIMARY KEY)?"""
+    info = conn.execute(f"PRAGMA {schema}.table_info({_q(table)})").fetchall()
+    keys = [r for r in info if r["pk"]]
+    if len(keys) == 1 and str(keys[0]["type"]).upper() == "INTEGER":
+        return False
+    try:
+        conn.execute(f"SELECT rowid FROM {schema}.{_q(table)} LIMIT 0")
+    except sqlite3.OperationalError:  # WITHOUT ROWID
+        return False
+    return True
+
+
 def _copy_rows(conn: sqlite3.Connection) -> tuple[dict[str, int], list[str]]:
     """Inside one transaction: every row of old.* into main.*; returns counts and warnings."""
     old_tables = _objects(conn, "old", "table")
@@ -99,8 +112,10 @@ def _copy_rows(conn: sqlite3.Connection) -> tuple[dict[str, int], list[str]]:
                 f"columns {', '.join(dropped)} of {table} have no place in the new one"
             )
         names = ", ".join(_q(c) for c in old_columns if c in new_columns)
-        if table in virtual:
-            names = f"rowid, {names}"
+        if table in virtual or (
+            _hidden_rowid(conn, "old", table) and _hidden_rowid(conn, "main", table)
+        ):
+            names = f"rowid, {names}"  # kept: `gremlin revert` compares rows by rowid
         if table in HISTORY_TABLES:
             conn.execute(f"DELETE FROM main.{_q(table)}")
         conn.execute(f"INSERT INTO main.{_q(table)} ({names}) SELECT {names} FROM old.{_q(table)}")
