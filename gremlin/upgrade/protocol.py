@@ -5,14 +5,19 @@ database's `handover` table (`Stage`, kept beside its table in gremlin.store.han
 
     new                                         old (serving)
     ---                                         -------------
-    REQUESTED: db_new.sqlite created, request
-      recorded; connect SITE/gremlin.sock,
+    (no stage: copy_database of the live data
+      into db_new.sqlite, steps, integrity
+      check; a failure ends here, recorded
+      at once as ABORTED "before maintenance")
+    REQUESTED: request recorded;
+      connect SITE/gremlin.sock,
       send HANDOVER {id}                  ->    MAINTENANCE: new writes 503, in-flight writes
                                                   finish (bounded), writer actors stopped
                                                   (transcoders left running), store frozen,
                                           <-    ACKNOWLEDGED: WAL checkpointed, reply
-    COPYING ... COPIED: rows copied, steps
-      applied, integrity + counts, fsync
+    COPYING ... COPIED: db_new.sqlite built
+      again from the frozen file (recopy.py),
+      counts, steps, fsync
     send SOCKET                           ->    SOCKET_SENT: reply with the listening socket
                                           <-      (SCM_RIGHTS)
     send EXIT                             ->    EXITING: reply, stop accepting, drain, exit
@@ -20,7 +25,8 @@ database's `handover` table (`Stage`, kept beside its table in gremlin.store.han
     RENAMING: db.sqlite -> db_<old>.sqlite,
       db_new.sqlite -> db.sqlite, fsync dir
     DONE: serve on the inherited socket,
-      reconcile jobs
+      reconcile jobs; integrity_check of the
+      new db.sqlite in the background
 
 Any failure before RENAMING aborts (ABORTED + reason): the new process removes db_new.sqlite
 and sends ABORT (or just dies: the old sees the control connection close); the old leaves
