@@ -40,6 +40,7 @@ from .store.server_record import claim_server, refuse_if_running, release_server
 from .upgrade import serve_handover_listener, upgrade_offline_if_needed
 from .web.app import create_app
 from .web.auth import first_run_link
+from .web.bodies import streams_body_route
 from .web.maintenance import maintenance_gate
 from .web.server import listen_socket, serve_http, socket_url
 
@@ -158,7 +159,8 @@ async def _run_tree(
     async with trio.open_nursery() as actor_nursery:
         listener = partial(serve_handover_listener, runtime, sock)
         await actor_nursery.start(partial(supervise, listener, name="handover"), name="handover")
-        app = maintenance_gate(create_app(runtime), runtime)
+        quart_app = create_app(runtime)
+        app = maintenance_gate(quart_app, runtime)
         async with trio.open_nursery() as web:
             url = await web.start(
                 partial(
@@ -167,6 +169,7 @@ async def _run_tree(
                     sock,
                     runtime.stop,
                     grace_seconds=settings.shutdown_grace_seconds,
+                    raw_route=streams_body_route(quart_app),
                 ),
                 name="web",
             )

@@ -12,6 +12,7 @@ memory per upload.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -21,22 +22,17 @@ from typing import Any, cast
 
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable
-from quart import request
+from quart import Quart, request
 from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadRequest, DiskFull, GremlinError, TooLarge
+from .rawbody import ClientGone, RawBody
 
 RECEIVE_KEY = "gremlin.receive"
+RAW_KEY = "gremlin.raw_body"  # set by rawhttp for the requests whose socket it reads
 BATCH_BYTES = 1024 * 1024
 IOV_MAX = 512  # below Linux's 1024
-
-
-class ClientGone(GremlinError):
-    """The client disconnected before the body was complete."""
-
-    status = 400
-    code = "client_disconnected"
 
 
 class StreamingHTTPConnection(TrioASGIHTTPConnection):
@@ -49,13 +45,21 @@ class StreamingHTTPConnection(TrioASGIHTTPConnection):
         await super().__call__(receive, send)
 
     def _streams_body(self) -> bool:
+        return streams_body_route(self.app)(self.scope["method"], self.scope["path"])
+
+
+def streams_body_route(app: Quart) -> Callable[[str, str], bool]:
+    """(method, path) -> is it served by a view marked `auth.streams_body`?"""
+
+    def streams(method: str, path: str) -> bool:
         try:
-            adapter = self.app.url_map.bind("localhost")
-            endpoint, _ = adapter.match(self.scope["path"], method=self.scope["method"])
+            endpoint, _ = app.url_map.bind("localhost").match(path, method=method)
         except HTTPException:
             return False
-        view = self.app.view_functions.get(str(endpoint))
+        view = app.view_functions.get(str(endpoint))
         return bool(getattr(view, "gremlin_streams_body", False))
+
+    return streams
 
 
 def _empty_body() -> ASGIReceiveCallable:
@@ -101,6 +105,11 @@ class BodyReader:
             if body:
                 yield body
 
+    async def copy_to(self, fd: int, *, digest: Any = None, path: Path) -> int:
+        """The rest of the body appended to `fd` (see `write_stream`)."""
+        async with contextlib.aclosing(self.chunks()) as chunks:
+            return await write_stream(chunks, fd, digest=digest, path=path)
+
 
 def too_large(limit: int) -> TooLarge:
     return TooLarge(
@@ -109,10 +118,11 @@ def too_large(limit: int) -> TooLarge:
     )
 
 
-def body_reader(limit: int, refuse: Callable[[int], GremlinError] | None = None) -> BodyReader:
+def body_reader(limit: int, refuse: Callable[[int], GremlinError] | None = None) -> AnyBodyReader:
     """This request's body, for a view marked `streams_body`. Checks Content-Length first.
 
-    `refuse(limit)` is the error for a body over `limit` (default: over max_upload_bytes)."""
+    `refuse(limit)` is the error for a body over `limit` (default: over max_upload_bytes).
+    An upload request that `rawhttp` took off hypercorn's hands reads from its socket."""
     refuse = refuse or too_large
     receive = request.scope.get(RECEIVE_KEY)
     if receive is None:
@@ -123,7 +133,49 @@ def body_reader(limit: int, refuse: Callable[[int], GremlinError] | None = None)
             raise BadRequest("Content-Length is not a number")
         if int(length) > limit:
             raise refuse(limit)
+    raw = request.scope.get(RAW_KEY)
+    if isinstance(raw, RawBody):
+        return RawBodyReader(raw, limit, refuse)
     return BodyReader(cast(ASGIReceiveCallable, receive), limit, refuse)
+
+
+class RawBodyReader:
+    """`BodyReader`'s interface over a `RawBody` (whose length, Content-Length, was checked
+    against the limit by `body_reader`)."""
+
+    def __init__(self, raw: RawBody, limit: int, refuse: Callable[[int], GremlinError]) -> None:
+        self._raw = raw
+        self.limit = limit
+        self._refuse = refuse
+
+    @property
+    def received(self) -> int:
+        return self._raw.received
+
+    @property
+    def complete(self) -> bool:
+        return self._raw.complete
+
+    def chunks(self) -> AsyncGenerator[bytes, None]:
+        return self._raw.chunks()
+
+    async def copy_to(self, fd: int, *, digest: Any = None, path: Path) -> int:
+        try:
+            return await self._raw.copy_to(fd, digest, self.limit, self._refuse)
+        except OSError as e:
+            raise translate_os_error(e, path) from e
+
+    async def copy_until(
+        self, fd: int, data: bytes, delimiter: bytes, *, digest: Any, limit: int, path: Path
+    ) -> tuple[int, bytes]:
+        """See `RawBody.copy_until`; more than `limit` bytes before the delimiter -> 413."""
+        try:
+            return await self._raw.copy_until(fd, digest, data, delimiter, limit, too_large)
+        except OSError as e:
+            raise translate_os_error(e, path) from e
+
+
+AnyBodyReader = BodyReader | RawBodyReader
 
 
 def translate_os_error(e: OSError, path: Path) -> Exception:

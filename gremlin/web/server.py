@@ -21,7 +21,6 @@ from functools import partial
 import trio
 from hypercorn.config import Config
 from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import (
     ASGIFramework,
@@ -35,6 +34,7 @@ from hypercorn.typing import (
 from hypercorn.utils import wrap_app
 
 from ..errors import GremlinError
+from .rawhttp import GremlinTCPServer, RawRoute
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,12 @@ async def serve_http(
     *,
     grace_seconds: float,
     settle_seconds: float = 0.2,
+    raw_route: RawRoute = lambda method, path: False,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `app` on the listening `sock` (which this task owns and closes) until `stop`."""
+    """Serve `app` on the listening `sock` (which this task owns and closes) until `stop`.
+
+    `raw_route(method, path)`: is that a view whose upload body `rawhttp` reads itself?"""
     config = hypercorn_config(grace_seconds)
     wrapped = wrap_app(close_when_stopping(app, stop), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
@@ -120,7 +123,12 @@ async def serve_http(
         async with trio.open_nursery() as connections:
             listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
             handler = partial(
-                TCPServer, wrapped, config, context, ConnectionState(lifespan_state.copy())
+                GremlinTCPServer,
+                wrapped,
+                config,
+                context,
+                ConnectionState(lifespan_state.copy()),
+                raw_route=raw_route,
             )
             async with trio.open_nursery() as accepting:
                 accepting.start_soon(

@@ -34,7 +34,7 @@ from ..media.commit import VISIBILITIES, check_quota, client_file_name, commit_u
 from ..store import sha256_file
 from . import tus
 from .auth import CsrfRefused, base_url, csrf_pending, get_runtime, require_user, streams_body
-from .bodies import body_reader, fsync_fd, too_large, write_stream
+from .bodies import body_reader, fsync_fd, too_large
 from .tus import TUS_EXTENSIONS, TUS_VERSION, UploadState
 from .uploads_form import check_writable
 
@@ -214,8 +214,7 @@ async def _receive(state: UploadState, offset: int) -> tuple[UploadState, int]:
     fd = await trio.to_thread.run_sync(os.open, bin_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     try:
         try:
-            async with contextlib.aclosing(reader.chunks()) as chunks:
-                await write_stream(chunks, fd, digest=hasher, path=bin_path)
+            await reader.copy_to(fd, digest=hasher, path=bin_path)
             complete = True
         except BaseException:
             complete = False
