@@ -41,7 +41,7 @@ HEAD_LIMIT = 64 * 1024  # as hypercorn_config's h11_max_incomplete_size
 RECV_BYTES = 2**16  # hypercorn's MAX_RECV
 DRAIN_SECONDS = 2.0  # an unread body is read and dropped this long before closing
 SETTLE_SECONDS = 1.0  # how long a request may wait for hypercorn to finish the previous one
-BODY_METHODS = (b"POST", b"PATCH", b"PUT")
+BODY_METHODS = (b"POST ", b"PATCH ", b"PUT ")
 
 RawRoute = Callable[[str, str], bool]  # (method, path) -> does the view stream its body?
 
@@ -70,7 +70,9 @@ class GremlinTCPServer(TCPServer):
                 end = pending.find(b"\r\n\r\n")
                 if end < 0 and len(pending) < HEAD_LIMIT:
                     continue
-                found = _raw_request(pending[: end + 4]) if end >= 0 else None
+                found = None
+                if end >= 0 and pending.startswith(BODY_METHODS):  # (cheap: GETs skip h11)
+                    found = _raw_request(pending[: end + 4])
                 if found is not None and self._raw_route(*found.route):
                     head, rest, pending = pending[: end + 4], pending[end + 4 :], b""
                     keep, carry = await self._serve_raw(head, found, rest)
@@ -177,8 +179,6 @@ def _raw_request(head: bytes) -> _Found | None:
     except h11.RemoteProtocolError:
         return None  # hypercorn answers it
     if not isinstance(event, h11.Request) or event.http_version != b"1.1":
-        return None
-    if event.method.upper() not in BODY_METHODS:
         return None
     headers = {name: value for name, value in event.headers}
     if b"transfer-encoding" in headers or b"upgrade" in headers:
