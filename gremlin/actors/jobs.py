@@ -53,6 +53,7 @@ class _State:
     running: dict[int, JobRow] = dataclasses.field(default_factory=dict)
     finishing: dict[int, JobRow] = dataclasses.field(default_factory=dict)
     wake: trio.Event = dataclasses.field(default_factory=trio.Event)
+    looked: trio.Event = dataclasses.field(default_factory=trio.Event)  # set after each claim
     leave_running: bool = False
 
     def release(self, job: JobRow) -> None:
@@ -159,6 +160,8 @@ async def serve_jobs(
                 timeout = poll_seconds
                 if due is not None and len(state.running) < limit and not space.paused:
                     timeout = min(poll_seconds, max(0.0, due - time.time()) + 0.01)
+                state.looked.set()
+                state.looked = trio.Event()
                 await _wait_for_work(runtime, state, watcher, timeout)
                 if runtime.jobs_changed.is_set():
                     runtime.jobs_changed = trio.Event()
@@ -275,7 +278,13 @@ async def _job_task(
         await wait_exit(process)
         kill_group_now(process)  # leftovers of the group (a script's background children)
         state.release(job)
+        looked = state.looked
         status = await trio.to_thread.run_sync(jobdir.read_status)
+        # Our finishing writes would compete for the one writer connection with the claim of
+        # the job that takes our slot: let the supervisor look first (bounded, it never waits
+        # for us).
+        with trio.move_on_after(1.0):
+            await looked.wait()
         await finish(None)
     except BaseException as e:
         if not _only_cancelled(e):
