@@ -1,9 +1,11 @@
 """The HTTP server: hypercorn's trio worker loop, driven so that a stop is clean.
 
 On `stop`: stop accepting first (close our listening fd), let connections already accepted
-get their request read (`settle_seconds`), then tell keep-alive connections to finish and give
-in-flight requests `grace_seconds`. A re-bind or hypercorn's own shutdown loses requests at
-that edge (DESIGN.md, measured facts); this order lost none.
+get their request read (`settle_seconds` at most: the settle ends as soon as no connection is
+idle, i.e. every open one has a request in flight or was told `Connection: close`), then tell
+keep-alive connections to finish and give in-flight requests `grace_seconds`. A re-bind or
+hypercorn's own shutdown loses requests at that edge (DESIGN.md, measured facts); this order
+lost none.
 
 Keep-alive connections: closing an idle one races with a client sending its next request on
 it ("server disconnected without sending a response"; 1 per client connection in a handover
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import trio
 from hypercorn.config import Config
@@ -68,21 +72,117 @@ def socket_url(sock: socket.socket) -> str:
     return f"http://{host}:{port}"
 
 
-def close_when_stopping(app: ASGIFramework, stop: trio.Event) -> ASGIFramework:
-    """Add `Connection: close` to every response started once `stop` is set."""
+Peer = tuple[Any, ...]
+
+
+class Connections:
+    """The connections accepted and not closed yet, and which of them are idle: no request in
+    flight and not told `Connection: close` (a fresh one whose request has not arrived yet, or
+    a keep-alive one whose client may be sending its next). Connections are known by their
+    peer address; one whose address cannot be read counts as idle until it closes."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, Peer | None] = {}
+        self._busy: dict[Peer, int] = {}
+        self._closing: set[Peer] = set()
+        self._changed = trio.Event()
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def opened(self, stream: trio.SocketStream) -> None:
+        try:
+            peer: Peer | None = tuple(stream.socket.getpeername())[:2]
+        except OSError:
+            peer = None
+        self._open[id(stream)] = peer
+        self._touch()
+
+    def closed(self, stream: trio.SocketStream) -> None:
+        peer = self._open.pop(id(stream), None)
+        if peer is not None:
+            self._closing.discard(peer)
+        self._touch()
+
+    def request(self, peer: Peer, delta: int) -> None:
+        self._busy[peer] = self._busy.get(peer, 0) + delta
+        if self._busy[peer] <= 0:
+            del self._busy[peer]
+        self._touch()
+
+    def closing(self, peer: Peer) -> None:
+        self._closing.add(peer)
+        self._touch()
+
+    def idle(self) -> int:
+        return sum(
+            1
+            for peer in self._open.values()
+            if peer is None or (peer not in self._busy and peer not in self._closing)
+        )
+
+    async def wait_none_idle(self) -> None:
+        while self.idle():
+            await self._changed.wait()
+
+
+class _TrackedListener(trio.abc.Listener[trio.SocketStream]):
+    """A listener that records each connection as it is accepted (before its task starts)."""
+
+    def __init__(self, inner: trio.SocketListener, connections: Connections) -> None:
+        self.inner, self.connections = inner, connections
+
+    async def accept(self) -> trio.SocketStream:
+        stream = await self.inner.accept()
+        self.connections.opened(stream)
+        return stream
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _tracked(
+    handler: Callable[[trio.SocketStream], Awaitable[Any]], connections: Connections
+) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    async def handle(stream: trio.SocketStream) -> None:
+        try:
+            await handler(stream)
+        finally:
+            connections.closed(stream)
+
+    return handle
+
+
+def close_when_stopping(
+    app: ASGIFramework, stop: trio.Event, connections: Connections | None = None
+) -> ASGIFramework:
+    """Add `Connection: close` to every response started once `stop` is set; tell
+    `connections` which peers have a request in flight and which were told to close."""
 
     async def wrapped(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        client = scope.get("client")
+        peer = tuple(client)[:2] if client and connections is not None else None
 
         async def send_closing(message: ASGISendEvent) -> None:
             if message["type"] == "http.response.start" and stop.is_set():
                 headers = [(k, v) for k, v in message["headers"] if k.lower() != b"connection"]
                 message = {**message, "headers": [*headers, (b"connection", b"close")]}
+                if peer is not None and connections is not None:
+                    connections.closing(peer)
             await send(message)
 
-        await app(scope, receive, send_closing)
+        if peer is None or connections is None:
+            await app(scope, receive, send_closing)
+            return
+        connections.request(peer, +1)
+        try:
+            await app(scope, receive, send_closing)
+        finally:
+            connections.request(peer, -1)
 
     return wrapped
 
@@ -111,7 +211,8 @@ async def serve_http(
 
     `raw_route(method, path)`: is that a view whose upload body `rawhttp` reads itself?"""
     config = hypercorn_config(grace_seconds)
-    wrapped = wrap_app(close_when_stopping(app, stop), config.wsgi_max_body_size, "asgi")
+    tracked = Connections()
+    wrapped = wrap_app(close_when_stopping(app, stop, tracked), config.wsgi_max_body_size, "asgi")
     context = WorkerContext(None)
     lifespan_state: LifespanState = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
@@ -121,7 +222,9 @@ async def serve_http(
         await lifespan_nursery.start(lifespan.handle_lifespan)
         await lifespan.wait_for_startup()
         async with trio.open_nursery() as connections:
-            listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+            listener = _TrackedListener(
+                trio.SocketListener(trio.socket.from_stdlib_socket(sock)), tracked
+            )
             handler = partial(
                 GremlinTCPServer,
                 wrapped,
@@ -132,7 +235,12 @@ async def serve_http(
             )
             async with trio.open_nursery() as accepting:
                 accepting.start_soon(
-                    partial(trio.serve_listeners, handler, [listener], handler_nursery=connections)
+                    partial(
+                        trio.serve_listeners,
+                        _tracked(handler, tracked),
+                        [listener],
+                        handler_nursery=connections,
+                    )
                 )
                 log.info("serving url=%s", url)
                 task_status.started(url)
@@ -140,7 +248,14 @@ async def serve_http(
                 accepting.cancel_scope.cancel()
             await listener.aclose()
             log.info("stopped accepting; draining grace=%.1fs", grace_seconds)
-            await trio.sleep(settle_seconds)
+            settle = trio.current_time()
+            with trio.move_on_after(settle_seconds):
+                await tracked.wait_none_idle()
+            log.info(
+                "settled in %.3fs; idle connections closed=%d",
+                trio.current_time() - settle,
+                tracked.idle(),
+            )
             await context.terminated.set()
             connections.cancel_scope.deadline = trio.current_time() + grace_seconds
         await lifespan.wait_for_shutdown()
