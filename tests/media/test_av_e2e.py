@@ -18,6 +18,17 @@ from .test_images_e2e import alice, query, settled, wait_for  # noqa: F401
 pytestmark = pytest.mark.slow
 
 
+def no_job_left(site: Site, ids: list[str]) -> bool | None:
+    marks = ",".join("?" * len(ids))
+    [row] = query(
+        site,
+        f"SELECT count(*) AS n FROM jobs WHERE media_id IN ({marks})"
+        " AND state IN ('queued', 'running')",
+        *ids,
+    )
+    return row["n"] == 0 or None
+
+
 def test_import_video_and_audio_then_serve_until_ready(
     site: Site,
     alice: str,  # noqa: F811
@@ -50,7 +61,13 @@ def test_import_video_and_audio_then_serve_until_ready(
     assert set(ids) == {"phone.mp4", "song.mp3", "cut.mp4"}
 
     server = server_factory(site.root)
-    wait_for(lambda: settled(site, list(ids.values())), "the batch to settle")
+    # Ready means no *blocking* job is left: the audio's cover-art poster is a non-blocking job
+    # that may still run then (its slot is freed as soon as the previous job's process exits),
+    # so wait for every job of the batch as well before looking at its files.
+    wait_for(
+        lambda: settled(site, list(ids.values())) and no_job_left(site, list(ids.values())),
+        "the batch to settle",
+    )
     token = run_gremlin("token", str(site.root), "alice").stdout.strip()
     with httpx.Client(
         base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
