@@ -1,7 +1,10 @@
 """Benchmark: an upgrade handover of a site with 100,000 media (2 files, 2 jobs, 2 tags each),
 next to the SQLite backup API's copy of the same database, in the same run.
 
-    python bench/bench_upgrade.py [--media 100000] [--keep]
+    python bench/bench_upgrade.py [--media 100000] [--keep] [--old-code DIR]
+
+`--old-code DIR`: the old server runs the code in DIR (e.g. `git archive COMMIT | tar -x -C
+DIR`), as in a real upgrade from a landed version; by default both run this code.
 
 Measures, for the same database:
 - backup API: `sqlite3.Connection.backup` of db.sqlite into a fresh file (a plain page copy);
@@ -110,15 +113,16 @@ def _stamp(log: str, pattern: str, nth: int = 0) -> float:
     return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def handover(site: Path) -> tuple[dict[str, float], list[str]]:
+def handover(site: Path, old_code: Path = ROOT) -> tuple[dict[str, float], list[str]]:
     # A big database on a busy machine copies for longer than the default bound of 30 s.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GREMLIN_HANDOVER_TIMEOUT_SECONDS": "900"}
+    old_env = {**env, "PYTHONPATH": str(old_code)}
     logs = site.parent
     cmd = [sys.executable, "-m", "gremlin"]
     with open(logs / "old.log", "w") as old_log, open(logs / "new.log", "w") as new_log:
         old = subprocess.Popen(
             [*cmd, "serve", str(site), "--bind", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=old_log, text=True, env=env, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=old_log, text=True, env=old_env, cwd=old_code,
         )  # fmt: skip
         assert old.stdout is not None
         url = re.search(r"serving (\S+)", old.stdout.readline()).group(1)  # type: ignore[union-attr]
@@ -190,6 +194,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--media", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--old-code", type=Path, default=ROOT, help="the old server's code")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
     try:
@@ -210,7 +215,9 @@ def main() -> None:
         quick = time_recopy(db, tmp / "recopy_quick.sqlite", nxt_steps, "quick_check")
         print(f"recopy (in-window copy), no check: {recopy * 1000:7.0f} ms")
         print(f"recopy with PRAGMA quick_check:   {quick * 1000:8.0f} ms")
-        result, copies = handover(site)
+        result, copies = handover(site, args.old_code.absolute())
+        if args.old_code.absolute() != ROOT:
+            print(f"handover: the old server ran the code in {args.old_code}")
         print(f"handover: copy before the window  {result['precopy'] * 1000:8.0f} ms"
               "  (outside the window: writes accepted)")  # fmt: skip
         print(f"handover: maintenance window      {result['window'] * 1000:8.0f} ms  (goal < 1000)")

@@ -39,7 +39,7 @@ from .offline import UpgradeResult, app_version_of, finish_swap, record_stage, u
 from .protocol import HandoverAborted, HandoverRefused, HandoverTimeout, Op, request
 from .recopy import recopy_database
 from .sockets import ControlChannel, ControlClosed, connect_control
-from .swap import remove_database
+from .swap import holds_database, remove_database
 
 log = logging.getLogger(__name__)
 
@@ -245,22 +245,29 @@ class _Handover:
         return report
 
     async def wait_old_exit(self) -> None:
-        """pidfd: until the old server has exited; past the bound it is killed (it is frozen,
-        its data already copied, so nothing is lost)."""
+        """pidfd: until the old server has exited, or has closed every file of db.sqlite (it
+        drained and closed its store: what is left is the interpreter's own teardown, ~0.15 s
+        that need not be in the window). Past the bound it is killed (it is frozen, its data
+        already copied, so nothing is lost)."""
         bound = float(self.settings.shutdown_grace_seconds) + self.timeout
+        pid = self.old.process.pid
         try:
-            pidfd = os.pidfd_open(self.old.process.pid)
+            pidfd = os.pidfd_open(pid)
         except ProcessLookupError:
             return
         try:
             if not self.old.process.alive():
                 return
             with trio.move_on_after(bound):
-                await trio.lowlevel.wait_readable(pidfd)
+                while holds_database(pid, self.site.db):
+                    with trio.move_on_after(0.005):
+                        await trio.lowlevel.wait_readable(pidfd)
+                        return
+                log.info("old server pid=%d closed the database; it is exiting", pid)
                 return
             log.warning(
                 "old server pid=%d still running after %.0fs: killing it",
-                self.old.process.pid,
+                pid,
                 bound,
             )
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)

@@ -62,6 +62,26 @@ def close_checkpointed(conn: sqlite3.Connection, path: Path) -> None:
         time.sleep(0.02)
 
 
+def holds_database(pid: int, db: Path) -> bool:
+    """Has process `pid` the database `db` (or its -wal, -shm) open or mapped? From /proc; a
+    process we may not inspect counts as holding it, one that is gone as not."""
+    names = {os.path.realpath(p) for p in (db, *companions(db))}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        with open(f"/proc/{pid}/maps") as maps:
+            if any(line.rstrip("\n").split(maxsplit=5)[-1] in names for line in maps):
+                return True
+    except FileNotFoundError:
+        return False
+    except OSError:  # another user's process: assume the worst
+        return True
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in names:
+                return True
+    return False
+
+
 def checkpoint_file(path: Path) -> None:
     """Open `path`, checkpoint it and close, leaving a plain database file."""
     close_checkpointed(connect(path), path)

@@ -158,3 +158,17 @@ def test_set_aside_names_take_a_suffix_when_taken(tmp_path: Path) -> None:
     (tmp_path / "db_0.1.0-2.sqlite-wal").touch()
     assert set_aside_path(tmp_path, "0.1.0").name == "db_0.1.0-3.sqlite"
     assert set_aside_path(tmp_path, "a/b").name == "db_a_b.sqlite"
+
+
+def test_holds_database_sees_a_process_with_the_database_open(old_db: Path) -> None:
+    """What the handover waits for before renaming: the old server closed every file of it."""
+    import os
+
+    from gremlin.upgrade.swap import holds_database
+
+    conn = connect(old_db)
+    conn.execute("SELECT count(*) FROM media").fetchone()
+    assert holds_database(os.getpid(), old_db)
+    conn.close()
+    assert not holds_database(os.getpid(), old_db)
+    assert not holds_database(2**22 + 7, old_db)  # no such process
