@@ -3,9 +3,9 @@
 A real `gremlin serve` on a temporary site receives the file from a client that sends it with
 sendfile(2) (efficient, so that the server is what is measured; curl -T alone reaches only
 ~0.7 GiB/s here): as one tus PATCH (`application/offset+octet-stream`) and as
-`POST /api/v1/media` multipart, `--rounds` times each (best counts, as for cp; `sync` and a
-pause before every timing, cp's included). Jobs are held back meanwhile (they would hash and
-decode the uploads). Each upload is acknowledged only after its bytes are SHA-256'd, fsynced
+`POST /api/v1/media` multipart, `--rounds` times each (best counts, as for cp; `sync` and
+memory warmed before every timing, cp's included: see `settle`). Jobs are held back meanwhile
+(they would hash and decode the uploads). Each upload is acknowledged only after its bytes are SHA-256'd, fsynced
 and committed, so `cp` is timed both alone and followed by `sync` of the copy. Prints each
 time, the ratio cp/upload (goal >= 0.9), the server's CPU per GiB, and its peak RSS growth
 over the run (VmHWM minus VmRSS before the first upload; goal <= 64 MiB).
@@ -70,17 +70,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def settle() -> None:
-    """The same before every timing: everything written back (and the discards of deleted
-    files done: the file system here is mounted with `discard`)."""
+def settle(scratch: Path, size: int) -> None:
+    """The same before every timing, cp's and the uploads': everything written back, then
+    `size` bytes of memory made warm. On this VM the guest returns freed memory to the host
+    within seconds, and writing 1 GiB into pages the host must supply again runs at ~0.5 GB/s
+    instead of ~2.7 (dd after a delete and a 3 s pause, vs right after the delete); a file of
+    `size` bytes written and deleted just before leaves that many pages ready for the next
+    writer. Without it, whichever timing follows a pause loses several times over."""
     subprocess.run(["sync"], check=True)
-    time.sleep(0.2)
+    block = b"\0" * MiB
+    with scratch.open("wb") as f:
+        for _ in range(size // MiB + 64):
+            f.write(block)
+    scratch.unlink()
 
 
 def drop_uploads(content: Path) -> None:
-    """Delete what the last upload stored, as cp's copy is deleted between its runs: on this
-    VM, writing to memory the guest has not touched lately costs several times more than
-    reusing pages just freed (dd: 0.34 vs 3.3 GB/s), so each timing gets the same chance."""
+    """Delete what the last upload stored, as cp's copy is deleted between its runs."""
     for path in content.rglob("*"):
         if path.is_file() and path.stat().st_size > MiB:
             path.unlink()
@@ -89,7 +95,7 @@ def drop_uploads(content: Path) -> None:
 def best_of(runs: int, argv: list[str], cleanup: Path) -> float:
     times = []
     for _ in range(runs):
-        settle()
+        settle(cleanup.with_name("scratch"), cleanup.with_name("source.jpg").stat().st_size)
         times.append(timed(argv)[0])
         cleanup.unlink()
     return min(times)
@@ -203,10 +209,10 @@ def main() -> None:
             auth = {"Authorization": f"Bearer {token}"}
             tus_runs, multipart_runs = [], []
             for _ in range(args.rounds):
-                settle()
+                settle(root / "scratch", size)
                 tus_runs.append(measured(server.pid, lambda: tus_upload(url, auth, source)))
                 drop_uploads(site.content)
-                settle()
+                settle(root / "scratch", size)
                 multipart_runs.append(
                     measured(server.pid, lambda: multipart_upload(url, auth, source))
                 )
