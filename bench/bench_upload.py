@@ -5,10 +5,10 @@ sendfile(2) (efficient, so that the server is what is measured; curl -T alone re
 ~0.7 GiB/s here): as one tus PATCH (`application/offset+octet-stream`) and as
 `POST /api/v1/media` multipart, `--rounds` times each (best counts, as for cp; `sync` and
 memory warmed before every timing, cp's included: see `settle`). Jobs are held back meanwhile
-(they would hash and decode the uploads). Each upload is acknowledged only after its bytes are SHA-256'd, fsynced
-and committed, so `cp` is timed both alone and followed by `sync` of the copy. Prints each
-time, the ratio cp/upload (goal >= 0.9), the server's CPU per GiB, and its peak RSS growth
-over the run (VmHWM minus VmRSS before the first upload; goal <= 64 MiB).
+(they would hash and decode the uploads). Each upload is acknowledged only after its bytes
+are SHA-256'd, fsynced and committed, so `cp` is timed both alone and followed by `sync` of
+the copy. Prints each time, the ratio cp/upload (goal >= 0.9), the server's CPU per GiB, and
+its peak RSS growth over the run (VmHWM minus VmRSS before the first upload; goal <= 64 MiB).
 
     python bench/bench_upload.py [--mib 1024] [--rounds 3] [--dir /path/on/the/disk/to/test]
 """
