@@ -20,7 +20,15 @@ from typing import Any
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import NEED_DATA, Data, Epilogue, Field, File, MultipartDecoder
+from werkzeug.sansio.multipart import (
+    NEED_DATA,
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    Preamble,
+)
 
 from ..errors import BadRequest
 from . import auth
@@ -70,6 +78,7 @@ class _Parts:
         self.chunks = reader.chunks()
         self.pending = memoryview(b"")
         self.ended = False
+        self.after_file = False  # a fresh decoder reads on after a raw file part
 
     def _decoder(self) -> MultipartDecoder:
         return MultipartDecoder(
@@ -94,6 +103,8 @@ class _Parts:
             raise BadRequest("a form part's headers or preamble are too large") from e
         except ValueError as e:
             raise BadRequest(f"the multipart body is malformed: {e}") from e
+        if isinstance(event, Preamble) and event.data and self.after_file:
+            raise BadRequest("the multipart body has data between the file and its boundary")
         return None if isinstance(event, Epilogue) else event
 
     async def file_to(self, fd: int, digest: Any, limit: int, path: Path) -> int | None:
@@ -107,6 +118,7 @@ class _Parts:
             fd, data, b"\n--" + self.boundary, digest=digest, limit=limit, path=path
         )
         self.decoder = self._decoder()  # reads on from the boundary
+        self.after_file = True
         self.pending = memoryview(rest)
         return written
 

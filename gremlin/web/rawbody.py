@@ -38,6 +38,7 @@ BUFFERS = 4  # in flight per upload: receiving, hashing, and two spare
 WRITEBACK_BYTES = 64 * 1024 * 1024
 IDLE_SECONDS = 120.0  # a stalled client is dropped (a tus client resumes)
 POLL_SECONDS = 0.1  # how soon a worker thread notices cancellation
+UPLOAD_THREADS = 32  # uploads copying at once (more wait, their bodies left in the socket)
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _sync_file_range = getattr(_libc, "sync_file_range", None)
@@ -154,50 +155,63 @@ class RawBody:
         copier = _Copier(self._sock, fd, digest, self.length - self.received)
         copier.delimiter, copier.limit, copier.refuse = delimiter, limit, refuse
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_run_until_cancelled, copier.hash_loop, copier.stop)
-                nursery.start_soon(_run_until_cancelled, copier.copy_loop, copier.stop, first)
-        except BaseExceptionGroup as group:
-            raise _first_real(group) from None
+            await _in_thread(copier.run, copier.stop, first)
         finally:
             self.received += copier.pulled
         return copier.written, copier.rest
 
 
-async def _run_until_cancelled(fn: Callable[..., None], stop: threading.Event, *args: Any) -> None:
+_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("raw_uploads")
+
+
+def _limiter() -> trio.CapacityLimiter:
+    """The uploads' own worker threads (one per upload copying): a slow or stalled upload holds
+    its thread, and must not take one of the default pool's, which the rest of the server
+    (file serving, database reads, password checks) needs."""
+    try:
+        return _LIMITER.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(UPLOAD_THREADS)
+        _LIMITER.set(limiter)
+        return limiter
+
+
+async def _in_thread(fn: Callable[..., None], stop: threading.Event, *args: Any) -> None:
     """`fn` in a worker thread; if this task is cancelled, `stop` is set and the thread is
     waited for (it polls `stop`), so it never outlives the file descriptors it uses."""
-    done = trio.Event()
+    finished = threading.Event()
 
-    async def run() -> None:
+    def run() -> None:
         try:
-            await trio.to_thread.run_sync(fn, *args)
+            fn(*args)
         finally:
-            done.set()
+            finished.set()
 
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run)
-            try:
-                await done.wait()
-            except trio.Cancelled:
-                stop.set()
-                raise
-    except BaseException:
+        await trio.to_thread.run_sync(run, limiter=_limiter(), abandon_on_cancel=True)
+    except trio.Cancelled:
         stop.set()
+        with trio.CancelScope(shield=True):
+            while not finished.is_set():
+                await trio.sleep(POLL_SECONDS / 4)
         raise
 
 
-def _first_real(group: BaseExceptionGroup[Any]) -> BaseException:
-    found: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, BaseExceptionGroup):
-            stack.extend(e.exceptions)
-        elif not isinstance(e, (trio.Cancelled, _Stopped)):
-            found.append(e)
-    return found[0] if found else group
+def _boundary(buf: bytearray, n: int, delimiter: bytes, more: bool) -> tuple[int, int | None]:
+    """In buf[:n], the multipart delimiter (b"\\n--" + boundary) that ends the part, as
+    werkzeug's decoder recognises it: followed by "--" or by optional blanks and a line break.
+    (index, None) if found; else (-1, where the bytes to keep for the next look start): the
+    last len(delimiter) bytes, or from just before a match that cannot be told yet (`more`:
+    the body has more bytes to come)."""
+    pos = 0
+    while (at := buf.find(delimiter, pos, n)) >= 0:
+        after = bytes(buf[at + len(delimiter) : min(n, at + len(delimiter) + 2)])
+        if len(after) < 2 and more:
+            return -1, max(at - 1, 0)
+        if after.startswith(b"--") or after[:1] in (b"", b" ", b"\t", b"\r", b"\n"):
+            return at, None
+        pos = at + 1
+    return -1, n - min(len(delimiter), n)
 
 
 class _Stopped(Exception):
@@ -213,6 +227,7 @@ class _Copier:
         self.pulled = 0  # bytes taken from the socket
         self.written = 0  # bytes written to the file
         self.rest = b""  # read past the delimiter
+        self.base = 0  # the file's size before this copy
         self.delimiter: bytes | None = None
         self.limit = 0
         self.refuse: Callable[[int], GremlinError] = lambda limit: GremlinError("too large")
@@ -221,6 +236,36 @@ class _Copier:
         self.full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         for _ in range(BUFFERS):
             self.free.put(bytearray(BUFFER_BYTES))
+
+    def run(self, first: bytes) -> None:
+        """The copy here, the hash in a thread of its own beside it (both under one slot of
+        the uploads' limiter). Either failing stops the other; cancellation (`stop` set from
+        the event loop) ends both quietly."""
+        failed: list[BaseException] = []
+
+        def hash_guarded() -> None:
+            try:
+                self.hash_loop()
+            except _Stopped:
+                pass
+            except BaseException as e:
+                failed.append(e)
+                self.stop.set()
+
+        self.base = os.lseek(self.fd, 0, os.SEEK_END)  # where this copy's bytes start
+        hasher = threading.Thread(target=hash_guarded, name="gremlin-upload-hash", daemon=True)
+        hasher.start()
+        try:
+            self.copy_loop(first)
+        except _Stopped:
+            pass
+        except BaseException:
+            self.stop.set()
+            raise
+        finally:
+            hasher.join()
+        if failed:
+            raise failed[0]
 
     def _get(self, q: queue.Queue[Any]) -> Any:
         while True:
@@ -282,24 +327,27 @@ class _Copier:
                 n = len(carry)
                 view[:n] = carry
                 room = min(len(buf) - n, self.left)
-                if room > 0 and (delimiter is None or buf.find(delimiter, 0, n) < 0):
+                if room > 0 and (
+                    delimiter is None or _boundary(buf, n, delimiter, True)[1] is not None
+                ):
                     n += self._fill(view[n : n + room])
                 if delimiter is None:
                     end, done, carry = n, self.left == 0, b""
-                elif (found := buf.find(delimiter, 0, n)) >= 0:  # \n--boundary
-                    end = found - 1 if found and buf[found - 1] == 13 else found  # \r\n--
-                    done, self.rest = True, bytes(view[found + 1 : n])
+                elif (found := _boundary(buf, n, delimiter, self.left > 0))[1] is None:
+                    at = found[0]  # \n--boundary, and a CR before it is the delimiter's too
+                    end = at - 1 if at and buf[at - 1] == 13 else at
+                    done, self.rest = True, bytes(view[at + 1 : n])
                 elif self.left == 0:
                     raise BadRequest("the multipart body ends inside the file part")
                 else:  # keep what could be the start of the delimiter, and a CR before it
-                    end, done = n - min(len(delimiter), n), False
+                    end, done = found[1], False
                     carry = bytes(view[end:n])
                 if self.written + end > self.limit:
                     raise self.refuse(self.limit)
                 self._write(view[:end])
                 self.full.put((buf, end))
                 if self.written - synced >= WRITEBACK_BYTES:
-                    start_writeback(self.fd, synced, self.written - synced)
+                    start_writeback(self.fd, self.base + synced, self.written - synced)
                     synced = self.written
                 if done:
                     return

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Callable
 from math import inf
@@ -42,6 +43,7 @@ RECV_BYTES = 2**16  # hypercorn's MAX_RECV
 DRAIN_SECONDS = 2.0  # an unread body is read and dropped this long before closing
 SETTLE_SECONDS = 1.0  # how long a request may wait for hypercorn to finish the previous one
 BODY_METHODS = (b"POST ", b"PATCH ", b"PUT ")
+HEAD_END = re.compile(rb"\n\r?\n")
 
 RawRoute = Callable[[str, str], bool]  # (method, path) -> does the view stream its body?
 
@@ -67,18 +69,17 @@ class GremlinTCPServer(TCPServer):
                     break
             if data and (pending or await self._settled()):
                 pending += data
-                end = pending.find(b"\r\n\r\n")
-                if end < 0 and len(pending) < HEAD_LIMIT:
-                    continue
-                found = None
-                if end >= 0 and pending.startswith(BODY_METHODS):  # (cheap: GETs skip h11)
-                    found = _raw_request(pending[: end + 4])
-                if found is not None and self._raw_route(*found.route):
-                    head, rest, pending = pending[: end + 4], pending[end + 4 :], b""
-                    keep, carry = await self._serve_raw(head, found, rest)
-                    if not keep:
-                        break
-                    continue
+                if _may_be_upload(pending):  # anything else is hypercorn's at once
+                    end = _head_end(pending)
+                    if end < 0 and len(pending) < HEAD_LIMIT:
+                        continue
+                    found = _raw_request(pending[:end]) if end >= 0 else None
+                    if found is not None and self._raw_route(*found.route):
+                        head, rest, pending = pending[:end], pending[end:], b""
+                        keep, carry = await self._serve_raw(head, found, rest)
+                        if not keep:
+                            break
+                        continue
                 data, pending = pending, b""
             elif not data and pending:
                 await self.protocol.handle(RawData(pending))
@@ -170,6 +171,18 @@ class _Found:
         self.route = (request.method.decode("ascii").upper(), unquote(self.path))
 
 
+def _may_be_upload(data: bytes) -> bool:
+    """Could `data` be the start of a POST/PATCH/PUT request?"""
+    return any(data.startswith(m) or m.startswith(data) for m in BODY_METHODS)
+
+
+def _head_end(data: bytes) -> int:
+    """Where the request head in `data` ends (after its blank line, CRLF or bare LF as h11
+    accepts), or -1."""
+    match = HEAD_END.search(data)
+    return match.end() if match else -1
+
+
 def _raw_request(head: bytes) -> _Found | None:
     """An HTTP/1.1 upload request with a large Content-Length; None for anything else."""
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_LIMIT)
@@ -207,7 +220,7 @@ class _Exchange:
 
     def scope(self, raw: RawBody) -> dict[str, Any]:
         request, server = self.found.request, self.server
-        sock = server.stream.socket
+        protocol = server.protocol  # hypercorn read the addresses when it accepted
         return {
             "type": "http",
             "http_version": "1.1",
@@ -219,8 +232,8 @@ class _Exchange:
             "query_string": self.found.query,
             "root_path": server.config.root_path,
             "headers": list(request.headers),
-            "client": _address(sock.getpeername()),
-            "server": _address(sock.getsockname()),
+            "client": getattr(protocol, "client", None),
+            "server": getattr(protocol, "server", None),
             "state": server.state.copy(),
             "extensions": {},
             RAW_KEY: raw,
@@ -237,9 +250,10 @@ class _Exchange:
             await app(
                 self.scope(raw), receive, self.send, trio.to_thread.run_sync, trio.from_thread.run
             )
-        except ClientGone:
-            raise
-        except Exception:
+        except Exception as e:
+            gone = _client_gone(e)
+            if gone is not None:
+                raise gone from None
             log.exception("error in the app serving a raw upload request")
         if not self.responded and self.status is None:
             self.close = True
@@ -291,7 +305,12 @@ class _Exchange:
         return self.responded and not self.close
 
 
-def _address(addr: Any) -> tuple[str, int] | None:
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        return str(addr[0]), int(addr[1])
+def _client_gone(e: BaseException) -> ClientGone | None:
+    """The ClientGone in `e`, also when Quart's nursery wrapped it in a group."""
+    if isinstance(e, ClientGone):
+        return e
+    if isinstance(e, BaseExceptionGroup):
+        for inner in e.exceptions:
+            if (gone := _client_gone(inner)) is not None:
+                return gone
     return None

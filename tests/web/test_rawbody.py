@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from gremlin.errors import BadRequest, TooLarge
 from gremlin.web.rawbody import BUFFER_BYTES, ClientGone, RawBody
@@ -173,3 +174,38 @@ async def test_copy_until_refuses_a_file_over_its_limit(pair, tmp_path: Path) ->
     ours.shutdown(socket.SHUT_RDWR)  # the sender, blocked on a full socket, gives up
     thread.join()
     assert (tmp_path / "out").stat().st_size <= BUFFER_BYTES
+
+
+async def test_a_stalled_upload_holds_no_default_thread_and_cancels_cleanly(  # type: ignore[no-untyped-def]
+    pair, tmp_path: Path
+) -> None:
+    ours, theirs = pair
+    trio.to_thread.current_default_thread_limiter().total_tokens = 1
+    raw = RawBody(ours, b"", 10 * BUFFER_BYTES)  # the client sends nothing
+    async with trio.open_nursery() as nursery:
+        cancelled = trio.Event()
+
+        async def stalled() -> None:
+            await copy_to(raw, tmp_path / "out")
+            cancelled.set()  # never: the copy only ends by cancellation
+
+        nursery.start_soon(stalled)
+        await trio.sleep(0.3)
+        with trio.fail_after(5):  # the server's other thread work still runs
+            assert await trio.to_thread.run_sync(lambda: 41 + 1) == 42
+        nursery.cancel_scope.cancel()  # a plain Cancelled ends the copy: no group escapes
+    assert not cancelled.is_set()
+    assert raw.received == 0
+
+
+async def test_copy_until_skips_a_boundary_lookalike(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ours, theirs = pair
+    # In a CRLF body only "\r\n--boundary" followed by "--" or a line break ends the part.
+    data = b"a" * 1000 + b"\n--" + BOUNDARY + b"X and on" + b"b" * 1000
+    body, after = file_part(data)
+    thread = send_later(theirs, body + after)
+    raw = RawBody(ours, b"", len(body + after))
+    written, rest, _ = await copy_until(raw, b"", tmp_path / "out")
+    thread.join()
+    assert (tmp_path / "out").read_bytes() == data and written == len(data)
+    assert rest + recv_exactly(ours, raw.length - raw.received) == after[2:]
