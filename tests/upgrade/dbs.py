@@ -7,9 +7,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from gremlin.store import connect, transaction
+from gremlin.store import STEPS, connect, transaction
+from tests.upgrade import next_version
 
 TABLES = ("users", "tokens", "media", "files", "jobs", "tags")
+NEXT = (*STEPS, *next_version.STEPS)  # this code's steps, then the next version's
 
 
 def fill(db: Path, media: int = 20, *, start: int = 0) -> None:

@@ -12,19 +12,7 @@ from gremlin.store.handover import Stage, read_handover, request_handover
 from gremlin.upgrade import CopyFailed, copy_database
 from gremlin.upgrade.swap import companions, set_aside_path
 from tests.upgrade import next_version
-from tests.upgrade.dbs import TABLES, dump, fill
-
-NEXT = (*STEPS, *next_version.STEPS)
-
-
-@pytest.fixture
-def old_db(tmp_path: Path) -> Path:
-    db = tmp_path / "db.sqlite"
-    conn = connect(db)
-    apply_steps(conn, steps=STEPS)
-    conn.close()
-    fill(db, 30)
-    return db
+from tests.upgrade.dbs import NEXT, TABLES, dump, fill
 
 
 def test_copy_applies_the_next_steps_and_keeps_every_row(old_db: Path, tmp_path: Path) -> None:

@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from gremlin.store import STEPS, Site, apply_steps, connect, version_of
+from gremlin.store import STEPS, Site, connect, version_of
 from gremlin.upgrade import CopyFailed, copy_database
 from gremlin.upgrade.recopy import check_integrity_later, recopy_database
 from gremlin.upgrade.swap import companions
 from tests.upgrade import next_version
-from tests.upgrade.dbs import TABLES, dump, fill
-
-NEXT = (*STEPS, *next_version.STEPS)
-
-
-@pytest.fixture
-def old_db(tmp_path: Path) -> Path:
-    db = tmp_path / "db.sqlite"
-    conn = connect(db)
-    apply_steps(conn, steps=STEPS)
-    conn.close()
-    fill(db, 30)
-    return db
+from tests.upgrade.dbs import NEXT, TABLES, dump, fill
 
 
 def _same_rows(new: Path, old: Path) -> None:
