@@ -117,7 +117,11 @@ def send(url: str, method: str, headers: dict[str, str], source: Path,
         while offset < length:
             offset += os.sendfile(sock.fileno(), f.fileno(), offset, length - offset)
         sock.sendall(suffix)
-        conn.send(h11.Data(data=b"x" * size))  # (h11 only counts it)
+        # Tell h11 the body went out (it counts it against Content-Length), without making
+        # it: a `b"x" * size` here cost this client 1-2 s per GiB, timed as the upload's.
+        step = memoryview(bytes(MiB))
+        for sent in range(0, size, MiB):
+            conn.send_with_data_passthrough(h11.Data(data=step[: min(MiB, size - sent)]))
         conn.send(h11.EndOfMessage())
         while True:
             event = conn.next_event()
