@@ -3,12 +3,16 @@
 A real `gremlin serve` on a temporary site receives the file from a client that sends it with
 sendfile(2) (efficient, so that the server is what is measured; curl -T alone reaches only
 ~0.7 GiB/s here): as one tus PATCH (`application/offset+octet-stream`) and as
-`POST /api/v1/media` multipart, `--rounds` times each (best counts, as for cp; `sync` and
-memory warmed before every timing, cp's included: see `settle`). Jobs are held back meanwhile
+`POST /api/v1/media` multipart, `--rounds` times each, taking turns with the bare receiver
+below (best counts, as for cp; `sync` and memory warmed before every timing, cp's included:
+see `settle`). Jobs are held back meanwhile
 (they would hash and decode the uploads). Each upload is acknowledged only after its bytes
 are SHA-256'd, fsynced and committed, so `cp` is timed both alone and followed by `sync` of
-the copy. Prints each time, the ratio cp/upload (goal >= 0.9), the server's CPU per GiB, and
-its peak RSS growth over the run (VmHWM minus VmRSS before the first upload; goal <= 64 MiB).
+the copy. Two floors are timed too: SHA-256 of the file alone, and the same client sending the
+file to `bare_receiver.py` (socket to file, the hash beside, fsync; no HTTP, no database).
+Prints each time, the ratio cp/upload (goal >= 0.9), upload against the bare receiver, the
+server's CPU per GiB, and its peak RSS growth over the run (VmHWM minus VmRSS before the first
+upload; goal <= 64 MiB).
 
     python bench/bench_upload.py [--mib 1024] [--rounds 3] [--dir /path/on/the/disk/to/test]
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import os
 import re
 import shutil
@@ -131,6 +136,38 @@ def send(url: str, method: str, headers: dict[str, str], source: Path,
                 return event.status_code, {k.decode(): v.decode() for k, v in event.headers}
 
 
+def bare_upload(root: Path, source: Path) -> float:
+    """Seconds for the same client to send `source` to bare_receiver.py (started beforehand,
+    not timed), until the receiver's digest comes back."""
+    size = source.stat().st_size
+    receiver = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_receiver.py")), str(root / "bare"),
+         str(size)], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline())
+        start = time.perf_counter()
+        with socket.create_connection(("127.0.0.1", port)) as sock, source.open("rb") as f:
+            offset = 0
+            while offset < size:
+                offset += os.sendfile(sock.fileno(), f.fileno(), offset, size - offset)
+            reply = sock.makefile("rb").readline()
+        seconds = time.perf_counter() - start
+        assert len(reply.strip()) == 64, reply
+        return seconds
+    finally:
+        receiver.wait(60)
+        (root / "bare").unlink(missing_ok=True)
+
+
+def hash_seconds(source: Path) -> float:
+    """SHA-256 of the (cached) file in this process: the hash alone, on one core."""
+    start = time.perf_counter()
+    with source.open("rb") as f:
+        hashlib.file_digest(f, "sha256")
+    return time.perf_counter() - start
+
+
 def tus_upload(url: str, auth: dict[str, str], source: Path) -> None:
     tus = {**auth, "Tus-Resumable": "1.0.0"}
     name = base64.b64encode(source.name.encode()).decode()
@@ -190,6 +227,7 @@ def main() -> None:
         copy = root / "copy.jpg"
         cp_seconds = best_of(3, ["cp", str(source), str(copy)], copy)
         cp_sync_seconds = best_of(3, ["sh", "-c", f"cp '{source}' '{copy}' && sync '{copy}'"], copy)
+        sha_seconds = min(hash_seconds(source) for _ in range(3))
 
         server = subprocess.Popen(
             [sys.executable, "-m", "gremlin", "serve", str(site.root), "--bind", "127.0.0.1:0"],
@@ -211,8 +249,10 @@ def main() -> None:
                     url = m.group(1)
             rss_before = proc_kib(server.pid, "VmRSS")
             auth = {"Authorization": f"Bearer {token}"}
-            tus_runs, multipart_runs = [], []
+            tus_runs, multipart_runs, bare_runs = [], [], []
             for _ in range(args.rounds):
+                settle(root / "scratch", size)
+                bare_runs.append(bare_upload(root, source))
                 settle(root / "scratch", size)
                 tus_runs.append(measured(server.pid, lambda: tus_upload(url, auth, source)))
                 drop_uploads(site.content)
@@ -226,16 +266,26 @@ def main() -> None:
             server.terminate()
             server.wait(60)
 
-        gib = size / 1024**3
+        gib, bare_seconds = size / 1024**3, min(bare_runs)
         print(f"file: {size / MiB:.0f} MiB on {root}; load average {os.getloadavg()[0]:.1f}")
         print(f"cp:          {cp_seconds:6.2f} s  {gib / cp_seconds:5.2f} GiB/s")
         print(f"cp + sync:   {cp_sync_seconds:6.2f} s  {gib / cp_sync_seconds:5.2f} GiB/s")
+        print(
+            f"SHA-256:     {sha_seconds:6.2f} s  {gib / sha_seconds:5.2f} GiB/s  (the hash alone,"
+            f" one core: no upload that hashes beats cp/SHA-256 = {cp_seconds / sha_seconds:4.2f})"
+        )
+        print(
+            f"bare:        {bare_seconds:6.2f} s  {gib / bare_seconds:5.2f} GiB/s  ratio cp/bare"
+            f" {cp_seconds / bare_seconds:4.2f}  (bare_receiver.py: socket to file, hash, fsync;"
+            f" no HTTP)  [all runs: {', '.join(f'{r:.2f}' for r in bare_runs)} s]"
+        )
         for label, runs in (("tus PATCH", tus_runs), ("multipart", multipart_runs)):
             seconds, used = min(runs)
             print(
                 f"{label + ':':<12} {seconds:6.2f} s  {gib / seconds:5.2f} GiB/s"
                 f"  ratio cp/upload {cp_seconds / seconds:4.2f}"
-                f"  (cp+sync/upload {cp_sync_seconds / seconds:4.2f})"
+                f"  (cp+sync/upload {cp_sync_seconds / seconds:4.2f},"
+                f" bare/upload {bare_seconds / seconds:4.2f})"
                 f"  server CPU {used / gib:4.2f} s/GiB"
                 f"  [all runs: {', '.join(f'{r[0]:.2f}' for r in runs)} s]"
             )
