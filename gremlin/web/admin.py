@@ -18,6 +18,7 @@ from .pageutil import error_page, page, redirect_to, require_admin, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MIB = 1024 * 1024
+MAX_QUOTA_BYTES = 2**60  # 1 EiB; SQLite's integers end at 2**63 - 1
 bp.register_error_handler(GremlinError, error_page)
 
 
@@ -80,8 +81,10 @@ async def set_quota(user_id: int) -> ResponseReturnValue:
     text = (await request.form).get("quota_mib", "").strip()
     try:
         quota = None if text == "" else int(float(text) * MIB)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number; inf
         raise BadRequest("the quota is in MiB (0: unlimited; empty: the default)") from None
+    if quota is not None and quota > MAX_QUOTA_BYTES:
+        raise BadRequest("the quota is larger than 1 EiB", hint="0 means unlimited.")
     await runtime().store.write(admin_db.set_quota, user_id, quota)
     return redirect_to("admin.panel", done="user_updated", _anchor="users")
 

@@ -123,6 +123,7 @@ async def list_media() -> ResponseReturnValue:
 @bp.patch("/media/<media_id>")
 async def edit_media(media_id: str) -> ResponseReturnValue:
     check_writable()
+    await require_user()  # who is asking comes before what they sent
     if (request.content_length or 0) > MAX_JSON_BYTES:
         raise BadRequest(f"the JSON body is larger than {MAX_JSON_BYTES} bytes")
     patch = await request.get_json(force=True, silent=True)

@@ -75,8 +75,12 @@ def create_app(runtime: Runtime) -> QuartTrio:
     @app.errorhandler(HTTPException)
     async def http_error(e: HTTPException) -> Response:
         status = e.code or 500
-        return error_response(
+        response = error_response(
             status, (e.name or "error").lower().replace(" ", "_"), e.description or ""
         )
+        for name, value in e.get_headers():  # a 405's Allow
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     return app

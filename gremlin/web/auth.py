@@ -250,6 +250,8 @@ def streams_body(view: V) -> V:
 async def _check_csrf() -> None:
     if request.method in SAFE_METHODS or _bearer_token() is not None:
         return
+    if request.routing_exception is not None:
+        return  # no view will run: the 404 or 405 (with its Allow) says more than a 403
     if is_api_request() and request.cookies.get(SESSION_COOKIE) is None:
         return  # no ambient credential to abuse; the view will answer 401
     given = request.headers.get(CSRF_HEADER) or request.args.get(CSRF_FIELD)

@@ -27,8 +27,12 @@ bp.register_error_handler(GremlinError, error_page)
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site (no scheme, no //host, no backslash tricks)."""
+    """Only a path on this site (no scheme, no //host, no backslash tricks). Whitespace and
+    control characters are refused too: browsers drop a tab or newline from a Location, so
+    `/<TAB>/evil.example` would lead to //evil.example (and a newline cannot be a header)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if not target.isprintable() or any(c.isspace() for c in target):
         return "/"
     return target
 

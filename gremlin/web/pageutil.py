@@ -12,7 +12,7 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 from ..errors import Forbidden, GremlinError, NotFound
 from ..runtime import Mode, Runtime
 from . import page_auth, render, tiles
-from .queries import Viewer
+from .queries import VISITOR, Viewer
 
 SITE_NAME = "contentgremlin"
 
@@ -112,8 +112,14 @@ def redirect_to(endpoint: str, done: str | None = None, **values: Any) -> Werkze
 async def error_page(e: GremlinError) -> ResponseReturnValue:
     if isinstance(e, SignInRequired):
         return redirect(url_for("account.signin", next=request.full_path.rstrip("?")), 303)
+    if "viewer" not in g:
+        try:
+            await viewer()
+        except GremlinError:  # a wrong bearer token: its 401 is what this page shows
+            g.viewer = VISITOR
     headings = {
         400: "That request did not work",
+        401: "Not signed in",
         403: "Not allowed",
         404: "Not found",
         409: "Conflict",

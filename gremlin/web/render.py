@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import html
 import re
 import threading
 from collections.abc import Mapping
@@ -60,7 +61,8 @@ def safe_markdown(text: str) -> Markup:
 
 def plain_summary(text: str, limit: int = 200) -> str:
     """A one-paragraph plain-text summary (Open Graph, feeds, oEmbed titles)."""
-    words = " ".join(nh3.clean(_markdown_to_html(text), tags=set()).split())
+    # nh3 answers HTML (`&amp;`); the text is escaped where it is used, so unescape it here.
+    words = " ".join(html.unescape(nh3.clean(_markdown_to_html(text), tags=set())).split())
     return words if len(words) <= limit else words[: limit - 1].rstrip() + "…"
 
 

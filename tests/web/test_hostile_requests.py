@@ -1,0 +1,91 @@
+"""Requests a site meets in the wild, found by driving a real server as visitors, members and
+an admin would: wrong methods, wrong tokens on pages, crafted `next` targets, odd numbers."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from quart_trio import QuartTrio
+
+from gremlin.runtime import Runtime
+
+from .conftest import add_user, bearer
+from .pageclient import csrf_from, post_form, signed_in, text_of
+from .pagedata import insert_media
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("PUT", "/"), ("DELETE", "/feed.atom"), ("POST", "/healthz"), ("PATCH", "/signin")],
+)
+async def test_a_method_a_route_does_not_take_is_a_405_not_a_csrf_refusal(
+    app: QuartTrio, method: str, path: str
+) -> None:
+    response = await app.test_client().open(path, method=method)
+    assert response.status_code == 405
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_a_wrong_bearer_token_on_a_page_is_a_401_page_not_a_500(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    owner_id, _ = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(insert_media, owner_id)
+    client = app.test_client()
+    headers = {**bearer("wrong"), "Accept": "text/html"}
+    for path in ("/", "/u/ann", f"/m/{media_id}", "/signin", "/upload"):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 401, path
+        assert "API token is not valid" in await text_of(response)
+    response = await client.get("/no-such-page", headers=headers)
+    assert response.status_code == 404
+
+
+async def test_og_description_is_escaped_once(app: QuartTrio, runtime: Runtime) -> None:
+    owner_id, _ = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(
+        functools.partial(insert_media, description="Fish & chips <3, **fried**"), owner_id
+    )
+    page = await text_of(await app.test_client().get(f"/m/{media_id}"))
+    assert '<meta property="og:description" content="Fish &amp; chips &lt;3, fried">' in page
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\x00/x"])
+async def test_sign_in_never_redirects_to_a_crafted_next(
+    app: QuartTrio, runtime: Runtime, target: str
+) -> None:
+    """Browsers drop tabs and newlines from a Location: `/\\t/evil` would become `//evil`."""
+    await add_user(runtime.store, "ann")
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        token = await csrf_from(client)
+        form = {"name": "ann", "password": "correct horse battery", "csrf_token": token}
+        response = await client.post("/signin", form={**form, "next": target})
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/?done=signed_in"
+        response = await client.get("/signin", query_string={"next": target})
+        assert response.status_code == 303
+        assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("quota", ["inf", "1e300", "-inf"])
+async def test_an_absurd_quota_is_a_400(app: QuartTrio, runtime: Runtime, quota: str) -> None:
+    await add_user(runtime.store, "root", admin=True)
+    member_id, _ = await add_user(runtime.store, "ann")
+    async with app.test_app() as test_app:
+        client = await signed_in(test_app, "root")
+        response = await post_form(
+            client, f"/admin/users/{member_id}/quota", {"quota_mib": quota}, "/admin"
+        )
+        assert response.status_code == 400
+        assert "quota" in await text_of(response)
+
+
+async def test_api_edit_asks_who_is_asking_before_reading_the_body(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    owner_id, _ = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(insert_media, owner_id)
+    response = await app.test_client().patch(f"/api/v1/media/{media_id}", data=b"not json")
+    assert response.status_code == 401
