@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
-from quart import Response, jsonify
+import trio
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -20,6 +22,7 @@ from .maintenance_page import install_maintenance_page
 from .pages import register as register_pages
 
 log = logging.getLogger(__name__)
+UNREAD_BODY_SECONDS = 10.0  # a client this slow with a refused body may wait for a new connection
 
 
 def error_response(
@@ -65,6 +68,18 @@ def create_app(runtime: Runtime) -> QuartTrio:
             "schema_version": latest(),
             "pid": runtime.me.pid,
         }
+
+    @app.after_request
+    async def read_unread_body(response: Response) -> Response:
+        """Read what is left of a small body the app answered without reading (a refusal, a
+        404): hypercorn stops reading a connection while its queue to the app is full, so the
+        client's next request on that keep-alive connection would hang. Quart buffers such
+        bodies anyway (MAX_CONTENT_LENGTH); streamed views' bodies are not Quart's."""
+        length = request.content_length
+        if length and length <= (app.config["MAX_CONTENT_LENGTH"] or 0):
+            with trio.move_on_after(UNREAD_BODY_SECONDS), contextlib.suppress(HTTPException):
+                await request.get_data()
+        return response
 
     @app.errorhandler(GremlinError)
     async def handled(e: GremlinError) -> Response:
