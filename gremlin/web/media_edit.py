@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 import time
+import unicodedata
 
 from ..errors import BadRequest, Conflict, NotFound
 from ..media.commit import MAX_TITLE_CHARS, VISIBILITIES, normalise_tags, slugify
@@ -34,6 +35,7 @@ class MediaChanges:
 
     @classmethod
     def from_form(cls, form: dict[str, str]) -> MediaChanges:
+        form = {key: _without_controls(value) for key, value in form.items()}
         visibility = form.get("visibility", "public")
         if visibility not in VISIBILITIES:
             raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
@@ -47,6 +49,16 @@ class MediaChanges:
             visibility=visibility,
             license=form.get("license", "").strip()[:MAX_LICENSE_CHARS],
         )
+
+
+def _without_controls(text: str) -> str:
+    """`text` without control characters (NUL, ESC, ...) but tabs and line breaks; refused if
+    it is not Unicode text (a lone surrogate, which JSON can carry, SQLite cannot store)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise BadRequest("the text is not valid Unicode (a lone surrogate?)") from None
+    return "".join(c for c in text if c in "\t\n\r" or unicodedata.category(c) != "Cc")
 
 
 def update_media(conn: sqlite3.Connection, media_id: str, changes: MediaChanges) -> None:

@@ -89,3 +89,31 @@ async def test_api_edit_asks_who_is_asking_before_reading_the_body(
     media_id = await runtime.store.write(insert_media, owner_id)
     response = await app.test_client().patch(f"/api/v1/media/{media_id}", data=b"not json")
     assert response.status_code == 401
+
+
+async def test_api_edit_refuses_a_lone_surrogate_with_a_400(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    owner_id, token = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(insert_media, owner_id)
+    response = await app.test_client().patch(
+        f"/api/v1/media/{media_id}", data=b'{"title": "a\\ud800b"}', headers=bearer(token)
+    )
+    assert response.status_code == 400
+    assert "Unicode" in (await response.get_json())["error"]["message"]
+
+
+async def test_edited_text_loses_its_control_characters(app: QuartTrio, runtime: Runtime) -> None:
+    owner_id, token = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(insert_media, owner_id)
+    patch = {"title": "a\x00b\x1b[31m", "license": "CC\x07", "description": "one\x00\ntwo\tthree"}
+    response = await app.test_client().patch(
+        f"/api/v1/media/{media_id}", json=patch, headers=bearer(token)
+    )
+    assert response.status_code == 200
+    row = await runtime.store.read(
+        lambda c: c.execute(
+            "SELECT title, license, description FROM media WHERE id = ?", (media_id,)
+        ).fetchone()
+    )
+    assert tuple(row) == ("ab[31m", "CC", "one\ntwo\tthree")
