@@ -35,7 +35,7 @@ class MediaChanges:
 
     @classmethod
     def from_form(cls, form: dict[str, str]) -> MediaChanges:
-        form = {key: _without_controls(value) for key, value in form.items()}
+        form = {key: without_controls(value) for key, value in form.items()}
         visibility = form.get("visibility", "public")
         if visibility not in VISIBILITIES:
             raise BadRequest(f"visibility must be one of {', '.join(VISIBILITIES)}")
@@ -51,7 +51,7 @@ class MediaChanges:
         )
 
 
-def _without_controls(text: str) -> str:
+def without_controls(text: str) -> str:
     """`text` without control characters (NUL, ESC, ...) but tabs and line breaks; refused if
     it is not Unicode text (a lone surrogate, which JSON can carry, SQLite cannot store)."""
     try:

@@ -35,6 +35,7 @@ from ..store import sha256_file
 from . import tus
 from .auth import CsrfRefused, base_url, csrf_pending, get_runtime, require_user, streams_body
 from .bodies import body_reader, fsync_fd, too_large
+from .media_edit import without_controls
 from .tus import TUS_EXTENSIONS, TUS_VERSION, UploadState
 from .uploads_form import check_writable
 
@@ -267,11 +268,11 @@ async def _commit(state: UploadState, hasher: Any) -> UploadState:
             owner_id=state.owner_id,
             staged=staged,
             original_name=client_file_name(meta.get("filename") or meta.get("name") or ""),
-            title=meta.get("title", ""),
-            description=meta.get("description", ""),
+            title=without_controls(meta.get("title", "")),
+            description=without_controls(meta.get("description", "")),
             tags=meta.get("tags", ""),
             visibility=meta.get("visibility") or "public",
-            license=meta.get("license", ""),
+            license=without_controls(meta.get("license", "")),
             size=state.length,
             sha256=sha256,
             on_commit=tus.record_commit(state.id),

@@ -14,6 +14,7 @@ from ..media.commit import Committed, client_file_name, commit_upload
 from ..runtime import Mode
 from .auth import get_runtime
 from .bodies import body_reader
+from .media_edit import without_controls
 from .multipart import parse_form_upload
 
 FORM_OVERHEAD_BYTES = 1024 * 1024  # fields and part headers beside the file
@@ -47,11 +48,11 @@ async def commit_form_upload(owner_id: int) -> Committed:
             owner_id=owner_id,
             staged=upload.staged,
             original_name=client_file_name(upload.filename),
-            title=fields.get("title", ""),
-            description=fields.get("description", "").replace("\r\n", "\n"),
+            title=without_controls(fields.get("title", "")),
+            description=without_controls(fields.get("description", "").replace("\r\n", "\n")),
             tags=fields.get("tags", ""),
             visibility=fields.get("visibility", "") or "public",
-            license=fields.get("license", ""),
+            license=without_controls(fields.get("license", "")),
             size=upload.size,
             sha256=upload.sha256,
         )

@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from gremlin.runtime import Runtime
 
 from .conftest import add_user, bearer
+from .helpers import jpeg_bytes, multipart
 from .pageclient import csrf_from, post_form, signed_in, text_of
 from .pagedata import insert_media
 
@@ -117,3 +118,17 @@ async def test_edited_text_loses_its_control_characters(app: QuartTrio, runtime:
         ).fetchone()
     )
     assert tuple(row) == ("ab[31m", "CC", "one\ntwo\tthree")
+
+
+async def test_uploaded_text_loses_its_control_characters(app: QuartTrio, runtime: Runtime) -> None:
+    _, token = await add_user(runtime.store, "ann")
+    fields = {"title": "a\x00b\x1b[31m", "description": "d\x00\ne", "license": "L\x07"}
+    body, ctype = multipart(fields, jpeg_bytes())
+    response = await app.test_client().post(
+        "/api/v1/media", data=body, headers={**bearer(token), "Content-Type": ctype}
+    )
+    assert response.status_code == 201, await response.get_data()
+    row = await runtime.store.read(
+        lambda c: c.execute("SELECT title, description, license FROM media").fetchone()
+    )
+    assert tuple(row) == ("ab[31m", "d\ne", "L")
