@@ -72,14 +72,32 @@ def init_site(root: Path) -> Site:
     site = Site(root.absolute())
     if site.root.exists() and not site.root.is_dir():
         raise SiteError(f"{site.root} exists and is not a directory")
-    site.root.mkdir(parents=True, exist_ok=True)
+    _mkdir(site.root)
     conn = prepare(site.db, create=True)
     conn.close()
     for name in CONTENT_DIRS:
-        (site.content / name).mkdir(parents=True, exist_ok=True)
+        _mkdir(site.content / name)
     _fsync_dir(site.content)
     _fsync_dir(site.root)
     return site
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except PermissionError as e:
+        raise SiteError(
+            f"cannot create {e.filename or path}: permission denied",
+            hint="Run gremlin as the user who owns the site directory, or choose a directory "
+            "that user may write.",
+        ) from e
+    except (FileExistsError, NotADirectoryError) as e:
+        raise SiteError(
+            f"cannot create {path}: {e.filename or path} is in the way (not a directory)",
+            hint="Move that file away, or choose another site directory.",
+        ) from e
+    except OSError as e:
+        raise SiteError(f"cannot create {path}: {e.strerror}") from e
 
 
 def _fsync_dir(path: Path) -> None:

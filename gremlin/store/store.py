@@ -12,6 +12,7 @@ Queries are plain sync functions taking a connection; the store runs them in a w
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +23,7 @@ import trio
 
 from ..errors import Maintenance, SchemaTooNew, SiteError
 from . import schema
-from .db import connect, transaction, translate
+from .db import connect, transaction, translate, unusable
 from .handover import refuse_during_handover
 
 P = ParamSpec("P")
@@ -148,6 +149,8 @@ def prepare(path: Path, *, create: bool) -> sqlite3.Connection:
         raise SiteError(
             f"no database at {path}", hint=f"Create the site first: gremlin init {path.parent}"
         )
+    if not path.exists() or path.stat().st_size == 0:
+        _refuse_lost_database(path)  # before connect() writes a header into it
     conn = connect(path)
     try:
         if not schema.is_ours(conn):
@@ -160,16 +163,37 @@ def prepare(path: Path, *, create: bool) -> sqlite3.Connection:
         if found > known:
             raise SchemaTooNew(str(path), found, known)
         if found == 0:
+            _refuse_lost_database(path)
             schema.apply_steps(conn)
         elif found < known:
             raise SiteError(
                 f"{path} has schema version {found}; this contentgremlin needs {known}",
                 hint=f"Run: gremlin upgrade {path.parent}",
             )
-    except BaseException:
+    except BaseException as e:
         conn.close()
+        if isinstance(e, sqlite3.DatabaseError):
+            raise unusable(e, path) from e
         raise
     return conn
+
+
+STORED = ("originals", "queue", "media")  # content/ directories whose files have rows
+
+
+def _refuse_lost_database(path: Path) -> None:
+    """An empty database beside stored files is a lost one (cut to 0 bytes, deleted), not a
+    new site: a schema made here would turn every stored file into an fsck orphan."""
+    content = path.parent / "content"
+    for name in STORED:
+        for _, _, files in os.walk(content / name):
+            if files:
+                raise SiteError(
+                    f"{path} is empty (or missing) but {content / name} holds stored files: "
+                    "the database was lost",
+                    hint=f"Restore db.sqlite from your backup, or put back a database an upgrade "
+                    f"set aside (gremlin revert {path.parent}); a new site needs a new directory.",
+                )
 
 
 @contextlib.asynccontextmanager

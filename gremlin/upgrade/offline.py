@@ -94,8 +94,8 @@ def upgrade_offline(site: Site) -> UpgradeResult:
 
 
 def needs_upgrade(db: Path) -> bool:
-    if not db.exists():
-        return False
+    if not db.exists() or db.stat().st_size == 0:
+        return False  # nothing to upgrade (and prepare() decides whether it is a new site)
     conn = connect(db)
     try:
         found = version_of(conn)
