@@ -27,10 +27,15 @@ FEED_SIZE = 30
 MEDIA_PATH = re.compile(r"^/m/([A-Za-z0-9_-]{1,64})/?$")
 
 
+# What XML 1.0 cannot hold at all, not even escaped: one such character (a control character
+# in an old or imported title) made the whole feed unreadable.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrs)
+    el = ET.SubElement(parent, tag, {k: NOT_XML.sub("", v) for k, v in attrs.items()})
     if text is not None:
-        el.text = text
+        el.text = NOT_XML.sub("", text)
     return el
 
 
