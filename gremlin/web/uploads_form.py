@@ -13,7 +13,7 @@ from ..errors import BadRequest, Maintenance
 from ..media.commit import Committed, client_file_name, commit_upload
 from ..runtime import Mode
 from .auth import get_runtime
-from .bodies import body_reader
+from .bodies import body_reader, too_large
 from .media_edit import without_controls
 from .multipart import parse_form_upload
 
@@ -31,7 +31,11 @@ async def commit_form_upload(owner_id: int) -> Committed:
     runtime = get_runtime()
     settings = runtime.settings
     check_writable()
-    reader = body_reader(settings.max_upload_bytes + FORM_OVERHEAD_BYTES)
+    # The body may hold the fields beside the file; the refusal names the file's limit.
+    reader = body_reader(
+        settings.max_upload_bytes + FORM_OVERHEAD_BYTES,
+        lambda _: too_large(settings.max_upload_bytes),
+    )
     upload = await parse_form_upload(
         reader,
         request.headers.get("Content-Type"),
