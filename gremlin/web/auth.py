@@ -299,7 +299,6 @@ async def authenticate(name: str, password: str) -> User:
         raise Unauthorized("wrong name or password")
     if row["disabled"]:
         raise signin.AccountDisabled("this account is disabled", hint="Ask the site's admin.")
-    limiter.succeeded(addr)
     if not runtime.store.frozen:
         await runtime.store.write(signin.record_signin, row["id"], new_hash)
     user = User.from_row(row)

@@ -39,7 +39,9 @@ class SigninThrottled(GremlinError):
 
 
 class SigninLimiter:
-    """Failed sign-ins per address over the last minute (pure; time is passed in)."""
+    """Failed sign-ins per address over the last minute (pure; time is passed in). A good
+    sign-in forgets none of them: else one could guess others' passwords without end, signing
+    in to an account of one's own after every few guesses."""
 
     def __init__(self, per_minute: int, window_seconds: float = 60.0) -> None:
         self.per_minute = per_minute
@@ -68,9 +70,6 @@ class SigninLimiter:
         if len(self._failures) > 10_000:
             for key in [k for k, v in self._failures.items() if not self._recent(k, now)]:
                 del self._failures[key]
-
-    def succeeded(self, addr: str) -> None:
-        self._failures.pop(addr, None)
 
 
 def user_row_by_name(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:

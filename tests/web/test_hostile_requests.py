@@ -153,3 +153,26 @@ async def test_feeds_stay_well_formed_xml_whatever_the_titles_hold(
         assert feed.tag.endswith("feed"), path
     titles = [e.text for e in feed.iter() if e.tag.endswith("title")]  # the last: the tag's
     assert titles == ["# · contentgremlin"]
+
+
+async def test_a_good_sign_in_does_not_wipe_the_address_s_failures(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    """Else a member could guess others' passwords without end, signing in as themselves
+    after every few guesses."""
+    await add_user(runtime.store, "ann")
+    await add_user(runtime.store, "mallory")
+    limit = runtime.settings.signin_attempts_per_minute
+
+    async def attempt(name: str, password: str) -> int:
+        client = test_app.test_client()
+        token = await csrf_from(client)
+        form = {"name": name, "password": password, "csrf_token": token}
+        return int((await client.post("/signin", form=form)).status_code)
+
+    async with app.test_app() as test_app:
+        for _ in range(limit - 1):
+            assert await attempt("ann", "guess guess") == 401
+        assert await attempt("mallory", "correct horse battery") == 303
+        assert await attempt("ann", "guess guess") == 401
+        assert await attempt("ann", "another guess") == 429
