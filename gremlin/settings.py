@@ -7,6 +7,7 @@ Each field carries its help text; ``docs/settings.md`` documents every one (a te
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -150,6 +151,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError("expected a whole number")
         if kind is Path:
             return Path(value)
+        if kind is float and not math.isfinite(float(value)):
+            raise ValueError("must be a finite number")
         return kind(value)
     except (TypeError, ValueError) as e:
         raise SettingsError(name, value, source, str(e) or f"expected {kind.__name__}") from e
@@ -169,8 +172,9 @@ def _validate(s: Settings, sources: Mapping[str, str]) -> None:
         raise bad("image_quality", "must be between 1 and 100")
     if s.thumb_size < 16 or s.medium_size < 16:
         raise bad("thumb_size" if s.thumb_size < 16 else "medium_size", "must be at least 16")
-    if s.stall_seconds <= 0:
-        raise bad("stall_seconds", "must be positive")
+    for name in ("stall_seconds", "watchdog_poll_seconds", "gc_interval_seconds"):
+        if getattr(s, name) <= 0:
+            raise bad(name, "must be positive")
     if s.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise bad("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     host, sep, port = s.bind.rpartition(":")

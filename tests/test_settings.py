@@ -45,6 +45,14 @@ def test_gremlin_site_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("no_such_setting = 1", "no_such_setting"),
         ("image_quality = 101", "image_quality"),
         ("max_attempts = 2.5", "max_attempts"),
+        # Not a number an actor can sleep or compare with (each crashed its actor in a loop).
+        ("watchdog_poll_seconds = nan", "watchdog_poll_seconds"),
+        ("gc_interval_seconds = inf", "gc_interval_seconds"),
+        ("shutdown_grace_seconds = 1e400", "shutdown_grace_seconds"),
+        ("stall_seconds = nan", "stall_seconds"),
+        # A poll interval of 0 spun a whole core.
+        ("watchdog_poll_seconds = 0", "watchdog_poll_seconds"),
+        ("gc_interval_seconds = 0", "gc_interval_seconds"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_file(tmp_path: Path, toml: str, name: str) -> None:
@@ -59,6 +67,12 @@ def test_bad_values_name_the_setting_and_the_file(tmp_path: Path, toml: str, nam
 def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=r"\$GREMLIN_STALL_SECONDS"):
         load(tmp_path, environ={"GREMLIN_STALL_SECONDS": "soon"})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_non_finite_environment_value_is_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError, match=r"\$GREMLIN_KILL_GRACE_SECONDS.*finite"):
+        load(tmp_path, environ={"GREMLIN_KILL_GRACE_SECONDS": value})
 
 
 def test_broken_toml_is_a_clear_error(tmp_path: Path) -> None:
