@@ -69,9 +69,25 @@ def collection_items(
             (collection_id,),
         )
     ]
-    rows = [r for r in rows if may_view(r, viewer)]
+    coll = conn.execute("SELECT owner_id FROM collections WHERE id = ?", (collection_id,))
+    row = coll.fetchone()
+    rows = [r for r in rows if row is not None and _shown(r, viewer, row["owner_id"])]
     attach_thumbs(conn, rows)
     return rows
+
+
+def _shown(media: dict[str, Any], viewer: Viewer, collection_owner_id: int) -> bool:
+    """A collection is a listing: unlisted media shows in it to everyone only when the media's
+    owner put it there; in another member's collection, only to that member, the media's owner
+    and admins (having its link must not let a member publish it)."""
+    if not may_view(media, viewer):
+        return False
+    return (
+        media["visibility"] != "unlisted"
+        or media["owner_id"] == collection_owner_id
+        or viewer.may_manage(media["owner_id"])
+        or viewer.owns(collection_owner_id)
+    )
 
 
 def create_collection(

@@ -176,3 +176,34 @@ async def test_a_good_sign_in_does_not_wipe_the_address_s_failures(
         assert await attempt("mallory", "correct horse battery") == 303
         assert await attempt("ann", "guess guess") == 401
         assert await attempt("ann", "another guess") == 429
+
+
+async def test_another_members_collection_does_not_list_unlisted_media(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    """Unlisted media is listed only to its owner and admins: a member who has its link must
+    not publish it by putting it in a collection of theirs. Its owner may, in their own."""
+    from .pagedata import media
+
+    store = runtime.store
+    ann_id, _ = await add_user(store, "ann")
+    await add_user(store, "bob")
+    await add_user(store, "root", admin=True)
+    unlisted = await media(store, ann_id, title="Shared by link", visibility="unlisted")
+    for name in ("bob", "ann"):
+        member = await signed_in(app, name)
+        assert (await post_form(member, "/collections", {"title": "Picks"})).status_code == 303
+        cid = await store.read(
+            lambda c, n=name: c.execute(
+                "SELECT c.id FROM collections c JOIN users u ON u.id = c.owner_id WHERE u.name = ?",
+                (n,),
+            ).fetchone()[0]
+        )
+        form = {"collection_id": str(cid), "media_id": unlisted}
+        assert (await post_form(member, "/collections/add", form)).status_code == 303
+    visitor, root = app.test_client(), await signed_in(app, "root")
+    bob, ann = await signed_in(app, "bob"), await signed_in(app, "ann")
+    assert "Shared by link" not in await text_of(await visitor.get("/u/bob/c/picks"))
+    for client in (bob, ann, root):  # bob has the link; ann owns it; admins see all
+        assert "Shared by link" in await text_of(await client.get("/u/bob/c/picks"))
+    assert "Shared by link" in await text_of(await visitor.get("/u/ann/c/picks"))
