@@ -118,6 +118,12 @@ async def create() -> ResponseReturnValue:
     return Response(b"", status=201, headers={"Location": location, "Upload-Offset": "0"})
 
 
+async def _reload(incoming: Path, state: UploadState) -> UploadState:
+    """The upload as it is now: the request that held its lock may have committed it or
+    terminated it (404) while this one waited."""
+    return await trio.to_thread.run_sync(tus.load, incoming, state.id, state.owner_id)
+
+
 async def _reconcile(state: UploadState) -> tuple[UploadState, int]:
     """(state, offset to report) after settling a complete-but-uncommitted upload."""
     runtime = get_runtime()
@@ -170,6 +176,7 @@ async def head(upload_id: str) -> ResponseReturnValue:
     live = _live()
     try:
         async with live.lock(upload_id):
+            state = await _reload(incoming, state)
             state, offset = await _reconcile(state)
     finally:
         live.release(upload_id)
@@ -193,6 +200,7 @@ async def patch(upload_id: str) -> ResponseReturnValue:
     live = _live()
     try:
         async with live.lock(upload_id):
+            state = await _reload(incoming, state)
             state, current = await _reconcile(state)
             if state.media_id is None:
                 if offset != current:
