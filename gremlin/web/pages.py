@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import time
 from typing import Any
 
@@ -190,11 +191,26 @@ async def not_found_page(e: HTTPNotFound) -> ResponseReturnValue:
     return await error_page(not_found("page"))
 
 
+def _static_view(static: Any) -> Any:
+    """Quart's static view, with a name too long for the filesystem a 404 (it was a 500)."""
+
+    async def view(filename: str) -> ResponseReturnValue:
+        try:
+            return await static(filename=filename)
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise HTTPNotFound() from None
+            raise
+
+    return view
+
+
 def register(app: Quart) -> None:
     from . import admin, feeds, pages_account, pages_collections, pages_comments, pages_media
     from .pageutil import install_template_helpers
 
     install_template_helpers(app)
+    app.view_functions["static"] = _static_view(app.view_functions["static"])
     app.after_request(page_headers)
     app.register_error_handler(HTTPNotFound, not_found_page)
     app.register_blueprint(bp)

@@ -207,3 +207,8 @@ async def test_another_members_collection_does_not_list_unlisted_media(
     for client in (bob, ann, root):  # bob has the link; ann owns it; admins see all
         assert "Shared by link" in await text_of(await client.get("/u/bob/c/picks"))
     assert "Shared by link" in await text_of(await visitor.get("/u/ann/c/picks"))
+
+
+async def test_a_static_name_too_long_for_the_filesystem_is_a_404(app: QuartTrio) -> None:
+    response = await app.test_client().get("/static/" + "x" * 3000)
+    assert response.status_code == 404
