@@ -10,6 +10,7 @@ import trio
 from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from ..errors import GremlinError
 from ..runtime import Runtime
@@ -20,6 +21,7 @@ from .bodies import StreamingHTTPConnection
 from .legacy import register as register_legacy
 from .maintenance_page import install_maintenance_page
 from .pages import register as register_pages
+from .queries import SQLITE_MAX_INT
 
 log = logging.getLogger(__name__)
 UNREAD_BODY_SECONDS = 10.0  # a client this slow with a refused body may wait for a new connection
@@ -40,8 +42,17 @@ def error_response(
     return response
 
 
+class SqliteInt(IntegerConverter):
+    """`<int:...>` within SQLite's integers: a larger id in a path is a 404, not a 500."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", SQLITE_MAX_INT)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(runtime: Runtime) -> QuartTrio:
     app = QuartTrio(__name__)
+    app.url_map.converters["int"] = SqliteInt  # before any route is added
     app.config.update(
         RESPONSE_TIMEOUT=None,  # long downloads must not be cut
         BODY_TIMEOUT=None,

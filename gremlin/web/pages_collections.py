@@ -9,6 +9,7 @@ from ..errors import BadRequest, GremlinError
 from . import collections_db as cdb
 from . import queries
 from .pageutil import error_page, not_found, page, redirect_to, require_signed_in, runtime, viewer
+from .queries import SQLITE_MAX_INT
 
 bp = Blueprint("collections", __name__)
 bp.register_error_handler(GremlinError, error_page)
@@ -16,9 +17,12 @@ bp.register_error_handler(GremlinError, error_page)
 
 def _int(text: str | None, what: str) -> int:
     try:
-        return int(text or "")
+        number = int(text or "")
     except ValueError:
         raise BadRequest(f"{what} is not a number") from None
+    if not 0 <= number <= SQLITE_MAX_INT:
+        raise BadRequest(f"{what} is out of range")
+    return number
 
 
 @bp.get("/collections")

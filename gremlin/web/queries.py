@@ -18,6 +18,7 @@ from typing import Any
 # Which file of a media is its thumbnail, best first (image thumbs, video posters, waveforms).
 THUMB_ROLES = ("thumb", "poster_thumb", "poster", "waveform", "medium")
 PAGE_SIZE = 48
+SQLITE_MAX_INT = 2**63 - 1  # ids beyond it cannot be rows; SQLite refuses to bind them
 
 
 @dataclasses.dataclass(frozen=True)

@@ -212,3 +212,33 @@ async def test_another_members_collection_does_not_list_unlisted_media(
 async def test_a_static_name_too_long_for_the_filesystem_is_a_404(app: QuartTrio) -> None:
     response = await app.test_client().get("/static/" + "x" * 3000)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/collections/99999999999999999999999/delete",
+        "/account/tokens/99999999999999999999999/revoke",
+        "/admin/users/99999999999999999999999",
+    ],
+)
+async def test_an_id_beyond_sqlite_integers_is_a_404(
+    app: QuartTrio, runtime: Runtime, path: str
+) -> None:
+    await add_user(runtime.store, "root", admin=True)
+    async with app.test_app() as test_app:
+        client = await signed_in(test_app, "root")
+        response = await post_form(client, path, {"action": "disable"})
+        assert response.status_code == 404
+
+
+async def test_a_collection_id_beyond_sqlite_integers_is_a_400(
+    app: QuartTrio, runtime: Runtime
+) -> None:
+    owner_id, _ = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(insert_media, owner_id)
+    async with app.test_app() as test_app:
+        client = await signed_in(test_app, "ann")
+        form = {"collection_id": "99999999999999999999999", "media_id": media_id}
+        response = await post_form(client, "/collections/add", form)
+        assert response.status_code == 400
