@@ -5,6 +5,7 @@ The tus endpoint is gremlin.web.uploads; the OpenAPI document is gremlin.web.ope
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from typing import Any
 
@@ -126,7 +127,10 @@ async def edit_media(media_id: str) -> ResponseReturnValue:
     await require_user()  # who is asking comes before what they sent
     if (request.content_length or 0) > MAX_JSON_BYTES:
         raise BadRequest(f"the JSON body is larger than {MAX_JSON_BYTES} bytes")
-    patch = await request.get_json(force=True, silent=True)
+    try:  # bytes: json detects their encoding; Quart's silent get_json still raised on \xff
+        patch = json.loads(await request.get_data())
+    except ValueError:  # not JSON, not UTF-8/16/32 text
+        patch = None
     if not isinstance(patch, dict) or not patch or set(patch) - set(EDITABLE):
         raise BadRequest(f"send a JSON object with some of: {', '.join(EDITABLE)}")
     media, who = await _managed(media_id)

@@ -242,3 +242,16 @@ async def test_a_collection_id_beyond_sqlite_integers_is_a_400(
         form = {"collection_id": "99999999999999999999999", "media_id": media_id}
         response = await post_form(client, "/collections/add", form)
         assert response.status_code == 400
+
+
+@pytest.mark.parametrize("body", [b"\xff\xfe\xff", b"\xc3(", b"{", b"1e999999"])
+async def test_api_edit_answers_400_to_a_body_that_is_not_json(
+    app: QuartTrio, runtime: Runtime, body: bytes
+) -> None:
+    owner_id, token = await add_user(runtime.store, "ann")
+    media_id = await runtime.store.write(insert_media, owner_id)
+    headers = {**bearer(token), "Content-Type": "application/json"}
+    response = await app.test_client().patch(
+        f"/api/v1/media/{media_id}", data=body, headers=headers
+    )
+    assert response.status_code == 400
