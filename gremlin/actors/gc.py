@@ -1,8 +1,10 @@
 """The garbage collector: a periodic actor that only ever removes what no person could want.
 
 Each round (every `gc_interval_seconds`, the first at start-up):
-  0. files of commits aborted by a crash (in queue/ with no media row, while no commit is in
-     progress) go back to content/incoming/, as the unacknowledged partial uploads they are;
+  0. files of commits aborted by a crash (in queue/ with their commit's mark and no media row,
+     while no commit is in progress) go back to content/incoming/, as the unacknowledged
+     partial uploads they are; a queue/ directory without the mark was acknowledged (its row
+     is missing because an older database was put back) and is left to fsck;
   1. partial uploads in content/incoming/ untouched for `incoming_stale_hours` are removed
      (all parts of one upload: <id>.bin, <id>.json, their temporaries);
   2. scratch directories content/jobs/<id>/ of finished jobs (done or failed) are removed, once

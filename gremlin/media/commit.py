@@ -46,6 +46,10 @@ from .registry import HEAD_BYTES, installed_media_types, sniff
 
 log = logging.getLogger(__name__)
 
+# In queue/<id>/ from before its file moves in until after its transaction commits: a
+# directory that has it and no media row is a commit cut short (see sweep_aborted_commits).
+COMMITTING = ".committing"
+
 VISIBILITIES = ("public", "unlisted", "private")
 MAX_TAGS = 50
 MAX_TAG_CHARS = 64
@@ -363,9 +367,9 @@ async def _move_and_insert(
     guard: Callable[[sqlite3.Connection], None] | None,
     on_commit: Callable[[sqlite3.Connection, str], None] | None,
 ) -> list[int]:
-    await trio.to_thread.run_sync(move_durable, staged, queued)
+    await trio.to_thread.run_sync(_mark_and_move, staged, queued)
     try:
-        return await store.write(
+        job_ids = await store.write(
             functools.partial(
                 insert_media,
                 media=media,
@@ -382,6 +386,17 @@ async def _move_and_insert(
         if not isinstance(e, GremlinError):
             log.error("commit failed: media=%s error=%r", media.id, e)
         raise
+    # Committed: from now on the row, not the mark, says what this directory is.
+    (queued.parent / COMMITTING).unlink(missing_ok=True)
+    return job_ids
+
+
+def _mark_and_move(staged: Path, queued: Path) -> None:
+    """queue/<id>/ gets its COMMITTING mark first; move_durable's fsync of the directory
+    makes both entries durable, so a commit cut short always leaves the mark behind."""
+    queued.parent.mkdir(parents=True, exist_ok=True)
+    (queued.parent / COMMITTING).touch()
+    move_durable(staged, queued)
 
 
 def _put_back(queued: Path, staged: Path) -> None:
@@ -390,6 +405,7 @@ def _put_back(queued: Path, staged: Path) -> None:
         move_durable(queued, staged)
     except OSError:
         queued.unlink(missing_ok=True)
+    (queued.parent / COMMITTING).unlink(missing_ok=True)
     try:
         queued.parent.rmdir()
     except OSError:
@@ -424,9 +440,11 @@ def no_commit_in_progress(queue: Path) -> Iterator[bool]:
 
 
 def sweep_aborted_commits(conn: sqlite3.Connection, content: Path) -> list[str]:
-    """Return files of aborted commits (queue/<id>/ with no media row) to incoming/, as
-    `aborted-<id>.bin`: never acknowledged, they are partial uploads, which the GC removes once
-    stale. Returns the media ids swept; none while any commit is in progress."""
+    """Return files of aborted commits (queue/<id>/ with its COMMITTING mark and no media row)
+    to incoming/, as `aborted-<id>.bin`: never acknowledged, they are partial uploads, which
+    the GC removes once stale. A queue/<id>/ with no mark and no row was acknowledged, but the
+    database was put back to an older one (a revert, a restored backup): a person's, left for
+    fsck to report. Returns the media ids swept; none while any commit is in progress."""
     queue, incoming = content / "queue", content / "incoming"
     swept: list[str] = []
     with no_commit_in_progress(queue) as quiet:
@@ -435,11 +453,17 @@ def sweep_aborted_commits(conn: sqlite3.Connection, content: Path) -> list[str]:
         for entry in sorted(queue.iterdir()):
             if not entry.is_dir() or entry.is_symlink():
                 continue
-            if conn.execute("SELECT 1 FROM media WHERE id = ?", (entry.name,)).fetchone():
+            mark = entry / COMMITTING
+            if not mark.exists():
                 continue
-            for n, part in enumerate(sorted(entry.iterdir())):
+            if conn.execute("SELECT 1 FROM media WHERE id = ?", (entry.name,)).fetchone():
+                mark.unlink()  # killed between its COMMIT and removing the mark
+                continue
+            parts = sorted(p for p in entry.iterdir() if p.name != COMMITTING)
+            for n, part in enumerate(parts):
                 suffix = "" if n == 0 else f"-{n}"
                 move_durable(part, incoming / f"aborted-{entry.name}{suffix}.bin")
+            mark.unlink()  # last: cut short, the next sweep finishes the rest
             entry.rmdir()
             swept.append(entry.name)
             log.warning(
