@@ -18,7 +18,7 @@ from quart.typing import ResponseReturnValue
 from ..errors import BadRequest, NotFound
 from . import collections_db as cdb
 from . import queries, render
-from .pageutil import SITE_NAME, absolute, file_url, not_found, runtime
+from .pageutil import SITE_NAME, absolute, file_url, not_found, runtime, tag_redirect
 
 bp = Blueprint("feeds", __name__)  # errors answer in JSON (feed readers, oEmbed consumers)
 
@@ -105,6 +105,8 @@ async def user_feed(name: str) -> ResponseReturnValue:
 
 @bp.get("/tag/<tag>/feed.atom")
 async def tag_feed(tag: str) -> ResponseReturnValue:
+    if moved := tag_redirect("feeds.tag_feed", tag):
+        return moved
     listing = await runtime().store.read(queries.tagged, tag, None, FEED_SIZE)
     items = await runtime().store.read(queries.attach_enclosures, listing.items)
     return atom(f"#{tag}", f"/tag/{tag}/feed.atom", f"/tag/{tag}", items)

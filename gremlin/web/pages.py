@@ -12,7 +12,7 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from ..errors import GremlinError
 from . import queries, render
-from .pageutil import absolute, error_page, not_found, page, runtime, viewer
+from .pageutil import absolute, error_page, not_found, page, runtime, tag_redirect, viewer
 
 bp = Blueprint("pages", __name__)
 bp.register_error_handler(GremlinError, error_page)
@@ -55,6 +55,8 @@ async def gallery(name: str) -> ResponseReturnValue:
 
 @bp.get("/tag/<tag>")
 async def tag_page(tag: str) -> ResponseReturnValue:
+    if moved := tag_redirect("pages.tag_page", tag):
+        return moved
     cursor = queries.Cursor.decode(request.args.get("before"))
     listing = await runtime().store.read(queries.tagged, tag, cursor)
     return await page("tag.html", tag=tag, page=listing)

@@ -10,6 +10,7 @@ from quart.typing import ResponseReturnValue
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..errors import Forbidden, GremlinError, NotFound
+from ..media.commit import normalise_tags
 from ..runtime import Mode, Runtime
 from . import page_auth, render, tiles
 from .queries import VISITOR, Viewer
@@ -137,6 +138,14 @@ async def error_page(e: GremlinError) -> ResponseReturnValue:
         hint=e.hint,
     )
     return body, status, {**base_headers, **headers}
+
+
+def tag_redirect(endpoint: str, tag: str) -> WerkzeugResponse | None:
+    """A 301 to the form tags are stored in (lowercase, NFKC) when `tag` was typed otherwise."""
+    stored = normalise_tags([tag])
+    if stored and stored[0] != tag:
+        return redirect(url_for(endpoint, tag=stored[0]), 301)
+    return None
 
 
 def not_found(what: str = "page") -> NotFound:

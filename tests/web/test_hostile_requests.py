@@ -255,3 +255,16 @@ async def test_api_edit_answers_400_to_a_body_that_is_not_json(
         f"/api/v1/media/{media_id}", data=body, headers=headers
     )
     assert response.status_code == 400
+
+
+async def test_a_tag_typed_in_capitals_leads_to_its_page(app: QuartTrio, runtime: Runtime) -> None:
+    """Tags are stored lowercased (and NFKC-normalised): /tag/Cats must find the cats."""
+    owner_id, _ = await add_user(runtime.store, "ann")
+    await runtime.store.write(functools.partial(insert_media, tags=("cats",)), owner_id)
+    client = app.test_client()
+    moves = (("/tag/Cats", "/tag/cats"), ("/tag/CATS/feed.atom", "/tag/cats/feed.atom"))
+    for path, target in moves:
+        response = await client.get(path)
+        assert response.status_code == 301, path
+        assert response.headers["Location"] == target
+    assert (await client.get("/tag/cats")).status_code == 200
