@@ -23,6 +23,7 @@ import enum
 import json
 import shutil
 import sqlite3
+import stat
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -188,8 +189,9 @@ def repair_file(
         st = path.stat()
     except FileNotFoundError:
         st = None
-    if f.kind is Kind.MISSING and st is not None:
+    if f.kind is Kind.MISSING and st is not None and stat.S_ISREG(st.st_mode):
         return _left(f, "the file is back: run fsck again")
+    # Not a file there (a directory, a fifo): taken away to quarantine/ as a mismatch is.
     if f.kind is Kind.MISMATCH and (st is None or identity(st) != f.identity):
         return _left(f, "the file changed since it was hashed: run fsck again")
     if row.is_original:

@@ -116,6 +116,26 @@ async def test_truncated_derived_file_is_quarantined_and_remade(site: Site, cfg:
     assert one(db(site), "SELECT state FROM jobs WHERE id = ?", jobs["m1"])[0] == "queued"  # type: ignore[index]
 
 
+async def test_a_directory_in_place_of_a_derived_file_is_quarantined_and_remade(
+    site: Site, cfg: Settings
+) -> None:
+    """It used to be left as "the file is back: run fsck again", run after run."""
+    jobs = populate(site)
+    thumb = site.content / "media/m1/thumb.webp"
+    thumb.unlink()
+    thumb.mkdir()
+    report = await fsck(site, cfg)
+    assert kinds(report) == [("missing", "media/m1/thumb.webp", "m1")]
+
+    first, second = await repair_twice(site, cfg)
+    assert actions(first) == [("requeued", "media/m1/thumb.webp")]
+    assert first.remaining == 0 and second.findings == []
+    assert not thumb.exists()
+    (kept,) = list(site.quarantine.glob("*/media/m1/thumb.webp"))
+    assert kept.is_dir()
+    assert one(db(site), "SELECT state FROM jobs WHERE id = ?", jobs["m1"])[0] == "queued"  # type: ignore[index]
+
+
 async def test_flipped_byte_in_an_original_flags_the_media_and_never_moves_it(
     site: Site, cfg: Settings
 ) -> None:
