@@ -39,16 +39,12 @@ import trio
 
 from ..errors import BadRequest, GremlinError, NotFound, TooLarge, Unprocessable
 from ..settings import Settings
-from ..store import Store, move_durable, sha256_file
+from ..store import COMMITTING, Store, move_durable, sha256_file
 from ..store.jobs import insert_planned_jobs
 from .base import Kind, MediaType, PlannedJob
 from .registry import HEAD_BYTES, installed_media_types, sniff
 
 log = logging.getLogger(__name__)
-
-# In queue/<id>/ from before its file moves in until after its transaction commits: a
-# directory that has it and no media row is a commit cut short (see sweep_aborted_commits).
-COMMITTING = ".committing"
 
 VISIBILITIES = ("public", "unlisted", "private")
 MAX_TAGS = 50

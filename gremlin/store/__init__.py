@@ -3,10 +3,11 @@
 from .content import fsync_dir, fsync_file, move_durable, sha256_file, write_atomic
 from .db import connect, transaction
 from .schema import STEPS, Step, apply_steps, latest, version_of
-from .site import CONTENT_DIRS, Site, init_site
+from .site import COMMITTING, CONTENT_DIRS, Site, init_site
 from .store import Store, open_store, prepare
 
 __all__ = [
+    "COMMITTING",
     "CONTENT_DIRS",
     "STEPS",
     "Site",

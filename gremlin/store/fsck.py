@@ -27,7 +27,7 @@ from typing import Any
 
 from ..errors import SiteError
 from .content import sha256_file
-from .site import Site
+from .site import COMMITTING, Site
 
 UNSTORED = ("incoming", "jobs", "quarantine")  # top-level dirs of content/ that rows never name
 ORIGINAL_ROLE = "original"
@@ -166,6 +166,8 @@ def walk_stored(site: Site) -> Iterator[tuple[str, os.stat_result]]:
         if here == root:
             dirnames[:] = [d for d in dirnames if d not in UNSTORED]
         names = list(filenames)
+        if here.parent == root / "queue":
+            names = [n for n in names if n != COMMITTING]  # a commit's bookkeeping, no row
         # A symlink to a directory is listed as a directory; we never follow it: it is an entry.
         for d in list(dirnames):
             if (here / d).is_symlink():

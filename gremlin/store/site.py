@@ -10,6 +10,9 @@ from ..errors import SiteError
 from .store import prepare
 
 CONTENT_DIRS = ("incoming", "queue", "originals", "media", "jobs", "quarantine")
+# In queue/<id>/ from before an upload's file moves in until after its transaction commits
+# (gremlin.media.commit): a directory with it and no media row is a commit cut short.
+COMMITTING = ".committing"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gremlin.media.commit import COMMITTING
+from gremlin.store import COMMITTING
 from tests.conftest import ServerProcess, run_gremlin
 from tests.media.images import image_bytes
 

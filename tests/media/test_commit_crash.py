@@ -4,8 +4,8 @@ import fcntl
 import os
 import sqlite3
 
-from gremlin.media.commit import COMMITTING, no_commit_in_progress, sweep_aborted_commits
-from gremlin.store import Site
+from gremlin.media.commit import no_commit_in_progress, sweep_aborted_commits
+from gremlin.store import COMMITTING, Site
 
 
 def _conn(site: Site) -> sqlite3.Connection:

@@ -17,7 +17,7 @@ import trio
 from gremlin.actors.fsck import Report, run_fsck
 from gremlin.proc import ProcessId
 from gremlin.settings import Settings, load
-from gremlin.store import Site, open_store
+from gremlin.store import COMMITTING, Site, open_store
 from gremlin.store.fsck import Kind
 from gremlin.store.fsck_runs import last_run
 from gremlin.store.queries import status_counts
@@ -114,6 +114,15 @@ async def test_truncated_derived_file_is_quarantined_and_remade(site: Site, cfg:
     (quarantined,) = list(site.quarantine.glob("*/media/m1/medium.webp"))
     assert quarantined.read_bytes() == damaged
     assert one(db(site), "SELECT state FROM jobs WHERE id = ?", jobs["m1"])[0] == "queued"  # type: ignore[index]
+
+
+async def test_a_commits_mark_in_queue_is_not_an_orphan(site: Site, cfg: Settings) -> None:
+    """queue/<id>/.committing is a commit's bookkeeping (the GC sweeps it), not a stored file:
+    a commit killed between its COMMIT and removing the mark left an 'orphan' before."""
+    populate(site)
+    (mark := site.queue / "m2" / COMMITTING).touch()
+    report = await fsck(site, cfg, repair=True)
+    assert report.findings == [] and mark.exists()
 
 
 async def test_a_directory_in_place_of_a_derived_file_is_quarantined_and_remade(
