@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from gremlin.store import Site
 
-from ..conftest import run_gremlin
+from ..conftest import gremlin_cmd, run_gremlin
 from .images import bomb_png, camera_jpeg, corrupt_jpeg, image_bytes, write
 
 
@@ -105,3 +108,28 @@ def test_import_for_an_unknown_user_is_a_handled_error(site: Site, tmp_path: Pat
 def test_import_without_paths_is_a_usage_error(site: Site) -> None:
     done = run_gremlin("import", str(site.root), "--user", "alice")
     assert done.returncode == 2
+
+
+def test_a_killed_import_has_printed_every_media_it_committed(site: Site, alice: str) -> None:
+    """Each `<media-id> <path>` line is out as soon as its media is committed: an import
+    killed half-way (or piped to a file) still tells the admin which files are in."""
+    many = site.root.parent / "many"
+    for i in range(200):
+        write(many / f"{i:03d}.png", image_bytes("PNG", size=(32, 24)))
+    proc = subprocess.Popen(
+        gremlin_cmd("import", str(site.root), "--user", alice, str(many)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(db_rows(site, "SELECT id FROM media")) < 3:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    printed = {line.split(" ", 1)[0] for line in out.splitlines()}
+    committed = {row["id"] for row in db_rows(site, "SELECT id FROM media")}
+    assert printed <= committed
+    assert len(printed) >= len(committed) - 1  # one may be killed between commit and print
