@@ -111,6 +111,7 @@ async def serve(
 ) -> ServeOutcome:
     """Run a server for `settings.site` until stopped. `sock`: an inherited listening socket,
     `replacing`: the old server it takes over from (an upgrade handover)."""
+    load_media_types(settings)  # two types claiming one input: refused before anything starts
     await upgrade_offline_if_needed(Site(settings.site.absolute()))
     site = await trio.to_thread.run_sync(init_site, settings.site)
     outcome = ServeOutcome()

@@ -184,6 +184,10 @@ def _validate(s: Settings, sources: Mapping[str, str]) -> None:
         s.video_ladder()
     except ValueError:
         raise bad("video_heights", "expected whole numbers separated by commas") from None
+    for pair in filter(str.strip, s.media_type_choice.split(",")):
+        mime, sep, name = pair.partition("=")
+        if not (sep and mime.strip() and name.strip()):
+            raise bad("media_type_choice", "expected 'mime/type=type-name' pairs")
     extra = {c.strip() for c in s.video_extra_codecs.split(",") if c.strip()}
     if extra - {"vp9", "av1"}:
         raise bad("video_extra_codecs", "allowed: vp9, av1")

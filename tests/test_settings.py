@@ -53,6 +53,8 @@ def test_gremlin_site_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         # A poll interval of 0 spun a whole core.
         ("watchdog_poll_seconds = 0", "watchdog_poll_seconds"),
         ("gc_interval_seconds = 0", "gc_interval_seconds"),
+        ('media_type_choice = "garbage"', "media_type_choice"),
+        ('media_type_choice = "image/gif="', "media_type_choice"),
     ],
 )
 def test_bad_values_name_the_setting_and_the_file(tmp_path: Path, toml: str, name: str) -> None:

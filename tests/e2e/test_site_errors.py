@@ -100,3 +100,23 @@ def test_site_without_permission_is_one_line(site: Path) -> None:
     finally:
         for path in (site, *site.rglob("*")):
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_two_media_types_claiming_one_input_stop_serve_before_it_listens(tmp_path: Path) -> None:
+    """A third-party type (an entry point) claiming the image type's inputs: a start-up error
+    naming both and the setting, before the server serves (it used to serve, then stop)."""
+    plugins = tmp_path / "plugins"
+    dist = plugins / "gremlin_photos-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gremlin-photos\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[gremlin.media_types]\nphotos = gremlin.media.image:IMAGE\n"
+    )
+    env = {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")]))
+    }
+    site = tmp_path / "site"
+    result = run_gremlin("serve", str(site), "--bind", "127.0.0.1:0", env=env, timeout=60)
+    assert_one_line_error(result, "photos", "image")
+    assert "media_type_choice" in result.stderr
+    assert "serving" not in result.stdout + result.stderr
