@@ -13,6 +13,7 @@ import trio
 from ..cli import run, settings_for, site_argument
 from ..media.ffmpeg import check_ffmpeg, describe_ffmpeg
 from ..media.ffmpeg import status as ffmpeg_status
+from ..memory import limit_malloc_arenas
 from ..settings import describe
 from ..store import init_site, open_store
 from ..store.handover import active_handover
@@ -35,6 +36,7 @@ def serve_command(site: str | None, bind: str | None) -> None:
     """Run the server for SITE (created if missing) until SIGTERM or Ctrl-C."""
     from ..serve import announce_stdout, serve
 
+    limit_malloc_arenas()  # a long-running server: see gremlin/memory.py
     settings = settings_for(site, chatty=True, bind=bind)
     check_ffmpeg(settings)  # refuse to start without the encoders video and audio need
     outcome = run(lambda: serve(settings, announce=announce_stdout))

@@ -12,6 +12,7 @@ import trio
 
 from ..cli import run, settings_for, site_argument
 from ..media.ffmpeg import check_ffmpeg
+from ..memory import limit_malloc_arenas
 from ..serve import ServeOutcome, announce_stdout, serve
 from ..settings import Settings
 from ..store import Site
@@ -95,6 +96,7 @@ async def _upgrade(settings: Settings, bind: str | None) -> ServeOutcome | None:
 def upgrade_command(site: str | None, bind: str | None) -> None:
     """Replace SITE's running server by this version without refusing a connection, then
     serve; with no server running, upgrade the database offline and exit."""
+    limit_malloc_arenas()  # a long-running server: see gremlin/memory.py
     settings = settings_for(site, chatty=True, bind=bind)
     check_ffmpeg(settings)  # as `serve` does, and before the old server is disturbed
     outcome = run(_upgrade, settings, bind)
