@@ -16,7 +16,7 @@ from ..memory import limit_malloc_arenas
 from ..serve import ServeOutcome, announce_stdout, serve
 from ..settings import Settings
 from ..store import Site
-from ..upgrade import Handed, UpgradeResult, hand_over, revert
+from ..upgrade import Handed, RevertResult, UpgradeResult, hand_over, revert
 from ..upgrade.recopy import check_integrity_later
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,20 @@ def revert_command(site: str | None, name: str | None) -> None:
         f"reverted: db.sqlite is now the database set aside as {result.restored.name}"
         f" (schema {result.restored_schema})"
     )
+    if result.damaged:
+        click.echo(
+            f"the replaced database could not be read (damaged): kept as {result.set_aside.name},"
+            " not compared; what was written since the upgrade may be lost with it"
+        )
+    else:
+        _print_deltas(result)
+    click.echo(
+        "Start the server with the contentgremlin version of that schema: a newer version"
+        " would upgrade it again."
+    )
 
+
+def _print_deltas(result: RevertResult) -> None:
     def per_table(field: str) -> str:
         found = [(d.table, getattr(d, field)) for d in result.deltas if getattr(d, field)]
         return f" ({', '.join(f'{t} {n}' for t, n in found)})" if found else ""
@@ -127,10 +140,6 @@ def revert_command(site: str | None, name: str | None) -> None:
         f"{per_table('newer_rows')}, {result.rows_changed} changed rows"
         f"{per_table('changed_rows')}; {result.rows_deleted} deleted rows are back"
         f"{per_table('deleted_rows')}"
-    )
-    click.echo(
-        "Start the server with the contentgremlin version of that schema: a newer version"
-        " would upgrade it again."
     )
 
 

@@ -52,6 +52,10 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+class DamagedDatabase(SiteError):
+    """SQLite cannot read the database file: it is truncated, overwritten or corrupt."""
+
+
 def unusable(e: sqlite3.Error, path: Path | str) -> GremlinError:
     """Why a database cannot be opened, as the admin can act on it (no permission, damage)."""
     path = Path(path)
@@ -65,11 +69,11 @@ def unusable(e: sqlite3.Error, path: Path | str) -> GremlinError:
     if isinstance(e, sqlite3.DatabaseError) and (
         "not a database" in text or "malformed" in text or "corrupt" in text
     ):
-        return SiteError(
+        return DamagedDatabase(
             f"database {path} is damaged: {e}",
             hint="Stop the server, move the file aside and restore db.sqlite from your backup "
             "(docs/admin-guide.md), or put back a database an upgrade set aside: "
-            f"gremlin revert {path.parent}",
+            f"gremlin revert {path.parent} (it keeps the damaged file beside it)",
         )
     if path.is_dir():
         return SiteError(f"cannot open database {path}: it is a directory")

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 import sqlite3
+import time
 from pathlib import Path
 
 from ..errors import AlreadyRunning, NotFound, SiteError
 from ..proc import ProcessId, format_since, started_at
 from ..store import Site, connect, transaction
+from ..store.db import DamagedDatabase
 from ..store.handover import Stage, request_handover
 from ..store.schema import is_ours
 from ..store.server_record import live_server
@@ -50,6 +54,7 @@ class RevertResult:
     set_aside: Path  # where the replaced database went
     restored_schema: int
     deltas: tuple[TableDelta, ...]
+    damaged: bool = False  # the replaced database could not be read: set aside, not compared
 
     @property
     def rows_set_aside(self) -> int:
@@ -155,7 +160,17 @@ def _check_restorable(path: Path) -> int:
 def revert(site: Site, name: str | None = None) -> RevertResult:
     target = choose(site, name)
     restored_schema = _check_restorable(target)
-    conn = connect(site.db)
+    try:
+        conn = connect(site.db)
+    except DamagedDatabase:
+        return _revert_damaged(site, target, restored_schema)
+    try:
+        sound = conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+    except sqlite3.DatabaseError:
+        sound = False
+    if not sound:  # its rows cannot be trusted, nor compared
+        conn.close()
+        return _revert_damaged(site, target, restored_schema)
     try:
         with transaction(conn):
             server = live_server(conn)
@@ -183,3 +198,37 @@ def revert(site: Site, name: str | None = None) -> RevertResult:
     record_stage(set_aside, handover_id, Stage.DONE, f"set aside by a revert to {target.name}")
     log.info("reverted to %s; the replaced database is kept as %s", target.name, set_aside.name)
     return RevertResult(target, set_aside, restored_schema, tuple(deltas))
+
+
+def _revert_damaged(site: Site, target: Path, restored_schema: int) -> RevertResult:
+    """db.sqlite cannot be read: set it aside (with its -wal and -shm) as
+    db.sqlite.damaged-<time>, never a revert candidate, and put `target` in its place. Nothing
+    can be compared; whether a server runs is asked of its control socket."""
+    if _control_socket_answers(site.control_socket):
+        raise SiteError(
+            f"{site.db} is damaged and a server still answers on {site.control_socket}",
+            hint="Stop the server first: a revert needs that.",
+        )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    damaged = site.root / f"db.sqlite.damaged-{stamp}"
+    checkpoint_file(target)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = site.db.with_name(site.db.name + suffix)
+        if companion.exists():
+            os.rename(companion, damaged.with_name(damaged.name + suffix))
+    swap_in(site.db, target, damaged)
+    log.warning(
+        "db.sqlite was damaged: kept as %s (not compared with the restored database)",
+        damaged.name,
+    )
+    return RevertResult(target, damaged, restored_schema, (), damaged=True)
+
+
+def _control_socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True

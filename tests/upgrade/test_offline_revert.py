@@ -100,3 +100,35 @@ def test_cli_on_an_older_database_says_upgrade(filled: Site) -> None:
     result = run_gremlin("status", str(filled.root), env=next_version.ENV)
     assert result.returncode == 1
     assert "gremlin upgrade" in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "overwritten"])
+def test_revert_replaces_a_damaged_database_and_keeps_it(
+    filled: Site, server_factory: type[ServerProcess], damage: str
+) -> None:
+    """What the 'is damaged' error advises: revert puts the set-aside database back although
+    db.sqlite cannot be read (it refused before), keeping the damaged file's bytes beside it."""
+    assert run_gremlin("upgrade", str(filled.root), env=next_version.ENV).returncode == 0
+    before = dump(filled.root / "db_0.1.0.sqlite")
+    with filled.db.open("r+b") as f:
+        if damage == "truncated":
+            f.truncate(filled.db.stat().st_size // 2)
+        else:
+            f.seek(4096 * 2)
+            f.write(b"\x55" * 8192)
+    broken = filled.db.read_bytes()
+    status = run_gremlin("status", str(filled.root), env=next_version.ENV)
+    assert status.returncode == 1 and "is damaged" in status.stderr
+    assert "gremlin revert" in status.stderr
+
+    reverted = run_gremlin("revert", str(filled.root))
+    assert reverted.returncode == 0, reverted.stderr
+    assert "Traceback" not in reverted.stderr and "could not be read (damaged)" in reverted.stdout
+    assert dump(filled.db) == before
+    (kept,) = filled.root.glob("db.sqlite.damaged-*")
+    assert kept.read_bytes() == broken
+    assert not (filled.root / "db_0.1.0.sqlite").exists()  # it is db.sqlite now
+    assert run_gremlin("status", str(filled.root)).returncode == 0
+    server = server_factory(filled.root)
+    assert server.stop() == 0
+    assert list(filled.root.glob("db.sqlite.damaged-*")) == [kept]  # never a revert candidate
