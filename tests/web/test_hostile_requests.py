@@ -4,6 +4,7 @@ an admin would: wrong methods, wrong tokens on pages, crafted `next` targets, od
 from __future__ import annotations
 
 import functools
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -268,3 +269,19 @@ async def test_a_tag_typed_in_capitals_leads_to_its_page(app: QuartTrio, runtime
         assert response.status_code == 301, path
         assert response.headers["Location"] == target
     assert (await client.get("/tag/cats")).status_code == 200
+
+
+def test_markdown_that_would_take_a_minute_is_shown_as_plain_text() -> None:
+    """Python-Markdown's inline patterns are quadratic in a paragraph's brackets: 20,000
+    characters of "![" (a description) took 58 s of the page's thread."""
+    from gremlin.web import render
+
+    hostile = "![" * 10_000
+    started = time.monotonic()
+    html = str(render.safe_markdown(hostile))
+    summary = render.plain_summary(hostile + "\n\nmore")
+    assert time.monotonic() - started < 5
+    assert html == f"<p>{hostile}</p>"
+    assert summary.startswith("![![")
+    usual = "A [link](https://example.org) and *words*.\n\n" * 40
+    assert str(render.safe_markdown(usual)).count('<a href="https://example.org"') == 40
