@@ -18,7 +18,7 @@ from quart.typing import ResponseReturnValue
 from ..errors import BadRequest, NotFound
 from . import collections_db as cdb
 from . import queries, render
-from .pageutil import SITE_NAME, absolute, file_url, not_found, runtime, tag_redirect
+from .pageutil import SITE_NAME, absolute, file_url, not_found, runtime, tag_redirect, warm_markdown
 
 bp = Blueprint("feeds", __name__)  # errors answer in JSON (feed readers, oEmbed consumers)
 
@@ -51,7 +51,10 @@ def entry_html(m: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def atom(title: str, self_path: str, alternate_path: str, items: list[dict[str, Any]]) -> Response:
+async def atom(
+    title: str, self_path: str, alternate_path: str, items: list[dict[str, Any]]
+) -> Response:
+    await warm_markdown(m.get("description") for m in items)
     feed = ET.Element("feed", {"xmlns": ATOM})
     _sub(feed, "title", f"{title} · {SITE_NAME}")
     _sub(feed, "id", absolute(self_path))
@@ -88,7 +91,7 @@ def atom(title: str, self_path: str, alternate_path: str, items: list[dict[str, 
 async def site_feed() -> ResponseReturnValue:
     listing = await runtime().store.read(queries.recent_public, None, FEED_SIZE)
     items = await runtime().store.read(queries.attach_enclosures, listing.items)
-    return atom("Recent media", "/feed.atom", "/", items)
+    return await atom("Recent media", "/feed.atom", "/", items)
 
 
 @bp.get("/u/<name>/feed.atom")
@@ -100,7 +103,7 @@ async def user_feed(name: str) -> ResponseReturnValue:
         queries.user_gallery, owner["id"], queries.VISITOR, None, FEED_SIZE
     )
     items = await runtime().store.read(queries.attach_enclosures, listing.items)
-    return atom(owner["name"], f"/u/{name}/feed.atom", f"/u/{name}", items)
+    return await atom(owner["name"], f"/u/{name}/feed.atom", f"/u/{name}", items)
 
 
 @bp.get("/tag/<tag>/feed.atom")
@@ -109,7 +112,7 @@ async def tag_feed(tag: str) -> ResponseReturnValue:
         return moved
     listing = await runtime().store.read(queries.tagged, tag, None, FEED_SIZE)
     items = await runtime().store.read(queries.attach_enclosures, listing.items)
-    return atom(f"#{tag}", f"/tag/{tag}/feed.atom", f"/tag/{tag}", items)
+    return await atom(f"#{tag}", f"/tag/{tag}/feed.atom", f"/tag/{tag}", items)
 
 
 @bp.get("/u/<name>/c/<slug>/feed.atom")
@@ -122,7 +125,7 @@ async def collection_feed(name: str, slug: str) -> ResponseReturnValue:
     items = [m for m in items if m["visibility"] == "public"][:FEED_SIZE]
     items = await runtime().store.read(queries.attach_enclosures, items)
     base = f"/u/{name}/c/{slug}"
-    return atom(coll["title"], f"{base}/feed.atom", base, items)
+    return await atom(coll["title"], f"{base}/feed.atom", base, items)
 
 
 def _bounded(size: dict[str, Any], max_w: int | None, max_h: int | None) -> tuple[int, int]:

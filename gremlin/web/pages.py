@@ -12,7 +12,16 @@ from werkzeug.exceptions import NotFound as HTTPNotFound
 
 from ..errors import GremlinError
 from . import queries, render
-from .pageutil import absolute, error_page, not_found, page, runtime, tag_redirect, viewer
+from .pageutil import (
+    absolute,
+    error_page,
+    not_found,
+    page,
+    runtime,
+    tag_redirect,
+    viewer,
+    warm_markdown,
+)
 
 bp = Blueprint("pages", __name__)
 bp.register_error_handler(GremlinError, error_page)
@@ -131,6 +140,7 @@ async def render_media_page(media_id: str, status: int = 200, **extra: Any) -> R
         from .collections_db import collections_of
 
         collections = await runtime().store.read(collections_of, who.user_id)
+    await warm_markdown([media["description"], *(c["body"] for c in comments)])
     media_url = absolute(f"/m/{media_id}")
     return await page(
         "media.html",

@@ -8,7 +8,16 @@ from quart.typing import ResponseReturnValue
 from ..errors import BadRequest, GremlinError
 from . import collections_db as cdb
 from . import queries
-from .pageutil import error_page, not_found, page, redirect_to, require_signed_in, runtime, viewer
+from .pageutil import (
+    error_page,
+    not_found,
+    page,
+    redirect_to,
+    require_signed_in,
+    runtime,
+    viewer,
+    warm_markdown,
+)
 from .queries import SQLITE_MAX_INT
 
 bp = Blueprint("collections", __name__)
@@ -50,6 +59,7 @@ async def collection(name: str, slug: str) -> ResponseReturnValue:
     if not coll:
         raise not_found("collection")
     items = await runtime().store.read(cdb.collection_items, coll["id"], who)
+    await warm_markdown([coll["description"], *(m["note"] for m in items)])
     return await page(
         "collection.html",
         c=coll,

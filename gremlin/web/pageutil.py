@@ -3,8 +3,10 @@ absolute URLs, file URLs, notices after a redirect."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+import trio
 from quart import Quart, current_app, g, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 from werkzeug.wrappers.response import Response as WerkzeugResponse
@@ -101,6 +103,15 @@ async def page(template: str, status: int = 200, **context: Any) -> Page:
         **context,
     )
     return body, status, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+
+
+async def warm_markdown(texts: Iterable[str | None]) -> None:
+    """Render these Markdown texts in a worker thread, so that the page's `markdown` filter
+    finds them in render's cache: a long list or many rules take seconds of CPU, which must
+    not hold the event loop (every other request) while the page renders."""
+    todo = [t for t in texts if t and t.strip()]
+    if todo:
+        await trio.to_thread.run_sync(lambda: [render.safe_markdown(t) for t in todo])
 
 
 def redirect_to(endpoint: str, done: str | None = None, **values: Any) -> WerkzeugResponse:

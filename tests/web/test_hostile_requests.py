@@ -4,6 +4,7 @@ an admin would: wrong methods, wrong tokens on pages, crafted `next` targets, od
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -285,3 +286,29 @@ def test_markdown_that_would_take_a_minute_is_shown_as_plain_text() -> None:
     assert summary.startswith("![![")
     usual = "A [link](https://example.org) and *words*.\n\n" * 40
     assert str(render.safe_markdown(usual)).count('<a href="https://example.org"') == 40
+
+
+async def test_markdown_is_rendered_off_the_event_loop(
+    app: QuartTrio, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long list or many rules still take seconds of Markdown's CPU (20,000 characters of
+    "- " items: 5 s); the thread serving every other request must not spend them."""
+    from gremlin.web import render
+
+    threads: list[str] = []
+    convert = render._markdown_to_html
+
+    def recorded(text: str) -> str:
+        threads.append(threading.current_thread().name)
+        return convert(text)
+
+    monkeypatch.setattr(render, "_markdown_to_html", recorded)
+    owner_id, token = await add_user(runtime.store, "ann")
+    description = f"Unique {time.time_ns()}\n\n- one\n- two"
+    media_id = await runtime.store.write(
+        functools.partial(insert_media, description=description), owner_id
+    )
+    client = app.test_client()
+    assert (await client.get(f"/m/{media_id}")).status_code == 200
+    assert (await client.get("/feed.atom")).status_code == 200
+    assert threads and threading.main_thread().name not in threads
