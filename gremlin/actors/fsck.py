@@ -92,6 +92,8 @@ async def check_structure(store: Store, site: Site, settings: Settings) -> list[
         checks.find_stale_uploads, site, time.time(), stale_seconds
     )
     orphans = checks.find_orphans(tree, referenced)
+    if orphans:
+        orphans = await trio.to_thread.run_sync(checks.still_there, site, orphans, tree)
     return orphans + stale + checks.find_stray_job_dirs(site, names, ids)
 
 

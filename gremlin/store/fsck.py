@@ -10,7 +10,8 @@ Five kinds of finding (the names are a stable interface, see DESIGN.md):
 
 Order matters against races: files are written before their rows are committed, so the tree is
 always walked BEFORE the rows are read. A file whose row commits in between is then seen with
-its row, and only a commit still in flight can look like an orphan (repair re-checks those).
+its row; one moved or removed in between (`still_there` looks again) is not reported; only a
+commit still in flight can look like an orphan (repair re-checks those).
 Repairs live in gremlin.store.fsck_repair; the runs in gremlin.actors.fsck.
 """
 
@@ -193,6 +194,24 @@ def find_orphans(tree: dict[str, os.stat_result], referenced: set[str]) -> list[
             Finding(Kind.ORPHAN, rel, None, f"{what} of {st.st_size} bytes that no row refers to")
         )
     return found
+
+
+def still_there(
+    site: Site, findings: list[Finding], tree: dict[str, os.stat_result]
+) -> list[Finding]:
+    """The orphan findings whose entry is still where the walk saw it, as it was. One that
+    moved or went away after the walk, before the rows were read (an original settled from
+    queue/ into originals/, a deleted media's file), was named by a row or by none: either
+    way not an orphan."""
+    kept = []
+    for f in findings:
+        try:
+            st = (site.content / f.path).lstat()
+        except FileNotFoundError:
+            continue
+        if identity(st) == identity(tree[f.path]):
+            kept.append(f)
+    return kept
 
 
 def upload_id(name: str) -> str:
