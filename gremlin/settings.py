@@ -13,6 +13,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,11 @@ class Settings:
     x_accel_redirect: str = _setting(
         "", "URL prefix for X-Accel-Redirect file responses behind nginx (empty: off)."
     )
+    trusted_proxies: str = _setting(
+        "",
+        "Reverse proxies (IP addresses or CIDR networks, comma-separated) whose"
+        " X-Forwarded-For and X-Forwarded-Proto are believed (empty: none).",
+    )
     log_level: str = _setting("INFO", "Logging level: DEBUG, INFO, WARNING or ERROR.")
 
     @property
@@ -123,6 +129,15 @@ class Settings:
 
     def video_ladder(self) -> tuple[int, ...]:
         return tuple(sorted({int(h) for h in self.video_heights.split(",") if h.strip()}))
+
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        networks = []
+        for entry in filter(None, (part.strip() for part in self.trusted_proxies.split(","))):
+            try:
+                networks.append(ip_network(entry, strict=False))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network (CIDR)") from None
+        return tuple(networks)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -151,6 +166,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError("expected a whole number")
         if kind is Path:
             return Path(value)
+        if kind is str and isinstance(value, list):  # a TOML list for a comma-separated one
+            return ",".join(str(item) for item in value)
         if kind is float and not math.isfinite(float(value)):
             raise ValueError("must be a finite number")
         return kind(value)
@@ -188,6 +205,10 @@ def _validate(s: Settings, sources: Mapping[str, str]) -> None:
         mime, sep, name = pair.partition("=")
         if not (sep and mime.strip() and name.strip()):
             raise bad("media_type_choice", "expected 'mime/type=type-name' pairs")
+    try:
+        s.trusted_proxy_networks()
+    except ValueError as e:
+        raise bad("trusted_proxies", str(e)) from None
     extra = {c.strip() for c in s.video_extra_codecs.split(",") if c.strip()}
     if extra - {"vp9", "av1"}:
         raise bad("video_extra_codecs", "allowed: vp9, av1")

@@ -21,6 +21,7 @@ from .bodies import StreamingHTTPConnection
 from .legacy import register as register_legacy
 from .maintenance_page import install_maintenance_page
 from .pages import register as register_pages
+from .proxies import trust_proxies
 from .queries import SQLITE_MAX_INT
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ def create_app(runtime: Runtime) -> QuartTrio:
     )
     app.extensions["gremlin"] = runtime
     app.asgi_http_class = StreamingHTTPConnection  # streamed bodies bypass Quart's buffer
+    # The client's address and scheme from a trusted reverse proxy (gremlin.web.proxies)
+    proxies = runtime.settings.trusted_proxy_networks()
+    app.asgi_app = trust_proxies(app.asgi_app, proxies)  # type: ignore[method-assign]
     install_maintenance_page(app)  # before init_auth: a refused post's body is never read
     init_auth(app)
     register_api(app)  # JSON API, tus uploads, files, OpenAPI (gremlin.web.api)

@@ -90,7 +90,7 @@ async def write_session_cookie(response: Response) -> Response:
         path="/",
         httponly=True,
         samesite="Lax",
-        secure=settings.secure_cookies,
+        secure=settings.secure_cookies or request.scheme == "https",  # https, or a proxy's
     )
     response.headers.add("Vary", "Cookie")
     return response
