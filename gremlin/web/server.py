@@ -16,6 +16,7 @@ for whoever accepts next (the new server, in an upgrade handover).
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -55,15 +56,23 @@ def listen_socket(bind: str, backlog: int = 1024) -> socket.socket:
         sock.listen(backlog)
     except OSError as e:
         sock.close()
-        raise GremlinError(
-            f"cannot listen on {bind}: {e.strerror or e}",
-            hint="Another program may use that port: choose another with --bind HOST:PORT.",
-        ) from e
+        raise GremlinError(f"cannot listen on {bind}: {e.strerror or e}", hint=_bind_hint(e)) from e
     except BaseException:
         sock.close()
         raise
     sock.set_inheritable(False)
     return sock
+
+
+def _bind_hint(e: OSError) -> str:
+    """What to try, by why the address could not be listened on."""
+    if e.errno == errno.EADDRINUSE:
+        return "Another program uses that port: choose another with --bind HOST:PORT."
+    if e.errno == errno.EACCES:
+        return "Ports below 1024 need privileges: use a higher port with --bind HOST:PORT."
+    if e.errno == errno.EADDRNOTAVAIL:
+        return "No interface of this machine has that address: use one it has, or 0.0.0.0."
+    return "Give --bind HOST:PORT with an address of this machine (127.0.0.1, 0.0.0.0, ::)."
 
 
 def socket_url(sock: socket.socket) -> str:
