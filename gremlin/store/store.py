@@ -12,6 +12,7 @@ Queries are plain sync functions taking a connection; the store runs them in a w
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -25,6 +26,10 @@ from ..errors import Maintenance, SchemaTooNew, SiteError
 from . import schema
 from .db import connect, transaction, translate, unusable
 from .handover import refuse_during_handover
+
+log = logging.getLogger(__name__)
+
+DAMAGED = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)  # not busy, full or misuse
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -56,6 +61,9 @@ class Store:
         self._read_limiter = trio.CapacityLimiter(len(readers))
         self._free = list(self._readers)
         self._free_lock = threading.Lock()
+        # SQLite's own word that the file is damaged, from the first query that met it: the
+        # server goes on answering what it can, and /healthz says so (503).
+        self.damage: str | None = None
         self._frozen = False
         self._writes_in_flight = 0
         self._writes_idle = trio.Event()
@@ -74,6 +82,7 @@ class Store:
                         refuse_during_handover(self._writer.conn)
                     return fn(self._writer.conn, *args)
             except sqlite3.Error as e:
+                self._note_damage(e)
                 raise translate(e, self.path) from e
 
     def _run_read(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -82,9 +91,18 @@ class Store:
         try:
             with handle.lock, transaction(handle.conn, write=False):
                 return fn(handle.conn, *args)
+        except sqlite3.Error as e:
+            self._note_damage(e)
+            raise
         finally:
             with self._free_lock:
                 self._free.append(handle)
+
+    def _note_damage(self, e: sqlite3.Error) -> None:
+        code = getattr(e, "sqlite_errorcode", None)  # extended: the primary in the low byte
+        if code is not None and code & 0xFF in DAMAGED and self.damage is None:
+            self.damage = str(e)
+            log.error("database damaged: %s path=%s (try gremlin revert)", e, self.path)
 
     async def write(self, fn: Query[P, T], *args: Any) -> T:
         """Run `fn(conn, *args)` in one write transaction. Refused while frozen (maintenance)."""

@@ -76,13 +76,19 @@ def create_app(runtime: Runtime) -> QuartTrio:
 
     @app.get("/healthz")
     async def healthz() -> Any:
-        return {
-            "status": "ok",
+        """Up, in which mode; 503 once a query has met a damaged database (pages may still
+        answer from what is intact, so a monitor must hear it here)."""
+        damage = runtime.store.damage
+        health = {
+            "status": "damaged" if damage else "ok",
             "mode": runtime.mode.value,
             "version": runtime.version,
             "schema_version": latest(),
             "pid": runtime.me.pid,
         }
+        if damage:
+            return {**health, "error": f"the database is damaged: {damage}"}, 503
+        return health
 
     @app.after_request
     async def read_unread_body(response: Response) -> Response:

@@ -57,6 +57,16 @@ SCHEMAS: dict[str, Any] = {
             "pid": {"type": "integer"},
         }
     ),
+    "Damaged": _object(
+        {
+            "status": {"enum": ["damaged"]},
+            "mode": {"enum": ["normal", "maintenance"]},
+            "version": {"type": "string"},
+            "schema_version": {"type": "integer"},
+            "pid": {"type": "integer"},
+            "error": {"type": "string"},
+        }
+    ),
     "MediaCreated": _object(
         {
             "id": {"type": "string"},
@@ -173,7 +183,13 @@ _WRITE_ERRORS = (400, 401, 403, 404, 503)
 
 PATHS: dict[str, Any] = {
     "/healthz": {
-        "get": {"summary": "Liveness and mode", "responses": {"200": _json("Health", "OK")}}
+        "get": {
+            "summary": "Liveness and mode",
+            "responses": {
+                "200": _json("Health", "OK"),
+                "503": _json("Damaged", "A query met a damaged database (status 'damaged')"),
+            },
+        }
     },
     "/api/v1/media": {
         "get": {
