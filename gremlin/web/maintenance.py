@@ -5,6 +5,12 @@ Requests that may write and are already in flight when maintenance begins are co
 (`Runtime.write_request`), so the handover can let them finish within
 `maintenance_write_grace_seconds`. The store's own freeze backs this up for any write that
 slips past (a GET that writes, a write after the grace).
+
+A refused request's body is read and dropped before the answer (at most `DRAIN_BYTES`, for at
+most `DRAIN_SECONDS`), as the app does for its own refusals: hypercorn stops reading a
+connection while its queue to the app is full, and a body left there broke the client's next
+request on that keep-alive connection. A larger body, one still coming after the time, or
+one whose length is unknown past the limit is not read: the answer says `Connection: close`.
 """
 
 from __future__ import annotations
@@ -12,12 +18,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+import trio
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    HTTPScope,
+    Scope,
+)
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from ..errors import Maintenance
 from ..runtime import Mode, Runtime
+from .bodies import RAW_KEY
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 RETRY_AFTER_SECONDS = 2  # the window is meant to be well under a second
@@ -26,6 +40,8 @@ RETRY_AFTER_SECONDS = 2  # the window is meant to be well under a second
 # such pages with the same key in its `extensions` (gremlin.web.maintenance_page).
 REFUSED_KEY = "gremlin.maintenance_refused"
 MACHINE_PREFIXES = ("/api/", "/files/", "/oembed", "/healthz")
+DRAIN_BYTES = 2 * 1024 * 1024  # as the app's MAX_CONTENT_LENGTH: what it reads of a refusal
+DRAIN_SECONDS = 10.0  # a client this slow with a refused body may open a new connection
 
 
 def prefers_html(scope: HTTPScope) -> bool:
@@ -57,6 +73,65 @@ async def send_maintenance(send: ASGISendCallable, error: Maintenance) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+def declared_length(scope: HTTPScope) -> int | None:
+    """The request's Content-Length (0 without a body), or None when unknown (chunked)."""
+    length, chunked = 0, False
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length" and value.strip().isdigit():
+            length = int(value)
+        elif name.lower() == b"transfer-encoding":
+            chunked = True
+    return None if chunked else length
+
+
+async def drain_body(scope: HTTPScope, receive: ASGIReceiveCallable) -> bool:
+    """Read and drop a refused request's body. True when it ended (within `DRAIN_BYTES` and
+    `DRAIN_SECONDS`): the connection can serve the client's next request."""
+    if RAW_KEY in scope:  # its socket is read by gremlin.web.rawhttp, which drains it itself
+        return True
+    length = declared_length(scope)
+    if length is not None and length > DRAIN_BYTES:
+        return False
+    read = 0
+    with trio.move_on_after(DRAIN_SECONDS):
+        while read <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False  # the client is gone
+            read += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return read <= DRAIN_BYTES
+    return False
+
+
+def closing(send: ASGISendCallable) -> ASGISendCallable:
+    """`send`, adding `Connection: close` to the response: its body was left unread."""
+
+    async def send_closing(message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message["headers"] if k.lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return send_closing
+
+
+def drained(receive: ASGIReceiveCallable) -> ASGIReceiveCallable:
+    """What the app receives of a refused request: an empty body, then only the end."""
+    first = True
+
+    async def receive_drained() -> Any:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        while (message := await receive())["type"] == "http.request":
+            pass  # what is left of a body not drained: never buffered
+        return message
+
+    return receive_drained
+
+
 def maintenance_gate(asgi_app: Any, runtime: Runtime) -> Any:
     """Wrap an ASGI app: unsafe HTTP methods pass only in NORMAL mode, and are counted.
     Refused requests get the JSON error, or, when they prefer HTML and the app renders
@@ -68,8 +143,11 @@ def maintenance_gate(asgi_app: Any, runtime: Runtime) -> Any:
             await asgi_app(scope, receive, send)
             return
         if runtime.mode is not Mode.NORMAL:
+            if not await drain_body(scope, receive):
+                send = closing(send)
             if prefers_html(scope) and REFUSED_KEY in getattr(asgi_app, "extensions", {}):
-                await asgi_app({**scope, REFUSED_KEY: True}, receive, send)  # the 503 page
+                refused = {**scope, REFUSED_KEY: True}
+                await asgi_app(refused, drained(receive), send)  # the 503 page
             else:
                 await send_maintenance(send, Maintenance())
             return
