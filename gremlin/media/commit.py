@@ -175,15 +175,19 @@ def default_title(original_name: str) -> str:
 
 
 def normalise_tags(tags: Iterable[str] | str) -> tuple[str, ...]:
-    """Lowercase, trimmed, inner whitespace collapsed, deduplicated in order, bounded."""
+    """Lowercase, trimmed, inner whitespace collapsed, deduplicated in order, bounded. A tag is
+    a path part of its page's link (/tag/<tag>): '/' and '\\' become '-', and a tag of only
+    dots (a browser turns /tag/.. into /) is dropped."""
     if isinstance(tags, str):
         tags = tags.split(",")
     seen: dict[str, None] = {}
     for tag in tags:
-        clean = " ".join(unicodedata.normalize("NFKC", str(tag)).lower().split())
-        clean = "".join(c for c in clean if unicodedata.category(c)[0] != "C")
-        if clean:
-            seen.setdefault(clean[:MAX_TAG_CHARS], None)
+        clean = unicodedata.normalize("NFKC", str(tag)).lower()
+        clean = clean.replace("/", "-").replace("\\", "-")
+        clean = "".join(c for c in " ".join(clean.split()) if unicodedata.category(c)[0] != "C")
+        clean = clean[:MAX_TAG_CHARS].strip()
+        if clean.strip("."):
+            seen.setdefault(clean, None)
     return tuple(seen)[:MAX_TAGS]
 
 
