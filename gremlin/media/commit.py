@@ -41,6 +41,7 @@ from ..errors import BadRequest, GremlinError, NotFound, TooLarge, Unprocessable
 from ..settings import Settings
 from ..store import COMMITTING, Store, move_durable, sha256_file
 from ..store.jobs import insert_planned_jobs
+from ..units import human_size
 from .base import Kind, MediaType, PlannedJob
 from .registry import HEAD_BYTES, installed_media_types, sniff
 
@@ -214,8 +215,8 @@ def check_quota(conn: sqlite3.Connection, owner_id: int, size: int, default_byte
     quota, used = quota_for(conn, owner_id, default_bytes)
     if quota and used + size > quota:
         raise TooLarge(
-            f"this upload ({size} bytes) would exceed the storage quota:"
-            f" {used} of {quota} bytes used",
+            f"this upload ({human_size(size)}) would exceed the storage quota:"
+            f" {human_size(used)} of {human_size(quota)} used",
             hint="Delete some media, or ask an administrator for a larger quota.",
         )
 

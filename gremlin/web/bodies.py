@@ -27,6 +27,7 @@ from quart_trio.asgi import TrioASGIHTTPConnection
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BadRequest, DiskFull, GremlinError, TooLarge
+from ..units import human_size
 from .rawbody import ClientGone, RawBody
 
 RECEIVE_KEY = "gremlin.receive"
@@ -113,7 +114,7 @@ class BodyReader:
 
 def too_large(limit: int) -> TooLarge:
     return TooLarge(
-        f"the upload is larger than this site accepts ({limit} bytes)",
+        f"the upload is larger than this site accepts: {human_size(limit)} ({limit} bytes)",
         hint="Ask the site's admin to raise max_upload_bytes.",
     )
 

@@ -15,6 +15,8 @@ import markdown
 import nh3
 from markupsafe import Markup
 
+from ..units import human_size as human_size  # the `size` filter: as refusals say sizes
+
 # What a description may contain after Markdown: text formatting, links, lists, quotes, code.
 # No images (a description must not make visitors' browsers fetch third-party URLs), no raw HTML
 # attributes beyond links.
@@ -98,17 +100,6 @@ def human_date(ts: float | None) -> str:
     if ts is None:
         return ""
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%-d %b %Y")
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return ""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def human_duration(seconds: float | None) -> str:
