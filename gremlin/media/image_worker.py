@@ -18,6 +18,7 @@ import argparse
 import io
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -33,6 +34,7 @@ from .base import EXIT_BAD_INPUT
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "HEIF", "AVIF")
 DEFAULT_OUTPUTS = {"thumb": "thumb.webp", "medium": "medium.webp"}
 WEBP_METHOD = 2  # 0 (fast) .. 6 (small): 3 and up cost twice the time for ~3% smaller files
+PILLOW_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 RESAMPLE = Image.Resampling.BICUBIC  # downscaling only: as sharp as Lanczos here, faster
 
 # EXIF tags of the summary (never GPS): base IFD, then the Exif sub-IFD.
@@ -130,9 +132,19 @@ def _flatten_mode(im: Image.Image) -> Image.Image:
     return im.convert("RGBA" if has_alpha else "RGB")
 
 
+def _bomb(pixels: str, max_pixels: int) -> BadInput:
+    return BadInput(
+        f"image refused as a decompression bomb: {pixels}, more than max_image_pixels={max_pixels}"
+    )
+
+
 def decode(path: Path, *, max_pixels: int, draft_size: int) -> tuple[Image.Image, dict[str, Any]]:
-    """(upright RGB/RGBA pixels, info about the original) or BadInput."""
-    Image.MAX_IMAGE_PIXELS = max_pixels or None
+    """(upright RGB/RGBA pixels, info about the original) or BadInput.
+
+    The size is checked against `max_pixels` here, so the refusal names our setting and the
+    image's size (Pillow's own check at open speaks of its limits: twice ours for an error);
+    Pillow's checks then guard what opening does not show (frames, tiles)."""
+    Image.MAX_IMAGE_PIXELS = None  # opening reads headers only
     try:
         # Pillow leaves a file it did not open alone: `im` stays usable once loaded.
         with warnings.catch_warnings(), open(path, "rb") as f:
@@ -140,10 +152,8 @@ def decode(path: Path, *, max_pixels: int, draft_size: int) -> tuple[Image.Image
             im = Image.open(f, formats=FORMATS)
             width, height = im.size
             if max_pixels and width * height > max_pixels:
-                raise BadInput(
-                    f"image refused as a decompression bomb: {width}x{height} ="
-                    f" {width * height} pixels, more than max_image_pixels={max_pixels}"
-                )
+                raise _bomb(f"{width}x{height} = {width * height} pixels", max_pixels)
+            Image.MAX_IMAGE_PIXELS = max_pixels or None
             info = {
                 "width": width,
                 "height": height,
@@ -161,9 +171,9 @@ def decode(path: Path, *, max_pixels: int, draft_size: int) -> tuple[Image.Image
     except BadInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadInput(
-            f"image refused as a decompression bomb: {e} (limit: max_image_pixels={max_pixels})"
-        ) from e
+        found = PILLOW_BOMB_PIXELS.search(str(e))  # "Image size (N pixels) exceeds limit of ..."
+        part = f"{found[1]} pixels in one frame or tile" if found else "one frame or tile"
+        raise _bomb(part, max_pixels) from e
     except UnidentifiedImageError as e:
         raise BadInput("cannot decode image: not a supported image format") from e
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as e:
