@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from markupsafe import escape
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, request, url_for
 from quart.typing import ResponseReturnValue
 
 from ..errors import BadRequest, NotFound
@@ -112,7 +112,8 @@ async def tag_feed(tag: str) -> ResponseReturnValue:
         return moved
     listing = await runtime().store.read(queries.tagged, tag, None, FEED_SIZE)
     items = await runtime().store.read(queries.attach_enclosures, listing.items)
-    return await atom(f"#{tag}", f"/tag/{tag}/feed.atom", f"/tag/{tag}", items)
+    self_path, page_path = url_for("feeds.tag_feed", tag=tag), url_for("pages.tag_page", tag=tag)
+    return await atom(f"#{tag}", self_path, page_path, items)  # url_for quotes '#', '?', ' '
 
 
 @bp.get("/u/<name>/c/<slug>/feed.atom")

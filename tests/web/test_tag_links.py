@@ -4,7 +4,9 @@ inside it become '-' and tags of only dots are dropped, on upload and on edit.""
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import urlsplit
 
 from quart_trio import QuartTrio
 
@@ -14,9 +16,11 @@ from gremlin.runtime import Runtime
 from .conftest import add_user, bearer
 from .helpers import jpeg_bytes, multipart
 from .pageclient import csrf_from, signed_in, text_of
+from .pagedata import media
 
 TAG_LINK = re.compile(r'<a href="(/tag/[^"]*)">#')
 HOSTILE = "cats/dogs, .., ., ..., back\\slash, ／wide, ok"
+ATOM = "{http://www.w3.org/2005/Atom}"
 EXPECTED = ["-wide", "back-slash", "cats-dogs", "ok"]
 
 
@@ -76,3 +80,22 @@ def test_normalise_tags_keeps_the_rest() -> None:
     )
     assert normalise_tags("." * 64 + "x") == ()  # only dots once cut to 64 characters
     assert normalise_tags(["/"]) == ("-",)
+
+
+async def test_a_tag_feed_links_to_its_own_pages(app: QuartTrio, runtime: Runtime) -> None:
+    """A tag may hold '#', '?' or spaces: the feed's links must quote them as the pages do."""
+    uid, _ = await add_user(runtime.store, "ann")
+    await media(runtime.store, uid, title="Notes", tags=("c# tips?",))
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        page = await text_of(await client.get("/"))
+        (link,) = TAG_LINK.findall(page)
+        assert (await client.get(link)).status_code == 200
+        feed = ET.fromstring(await text_of(await client.get(f"{link}/feed.atom")))
+        hrefs = {e.get("rel"): e.get("href") for e in feed.findall(f"{ATOM}link")}
+        assert urlsplit(hrefs["alternate"]).path == link
+        assert urlsplit(hrefs["self"]).path == f"{link}/feed.atom"
+        for href in hrefs.values():
+            assert "#" not in href and "?" not in href and " " not in href, href
+            r = await client.get(urlsplit(href).path)
+            assert r.status_code == 200, href
