@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 from PIL import Image
 
-from tests.conftest import gremlin_cmd
+from tests.conftest import ServerProcess, gremlin_cmd
 
 KiB = 1024
 RSS_MINUTES = 5  # shorter runs are still warming up: RSS is printed, not judged
@@ -239,19 +239,9 @@ def main() -> int:
                        input="correct horse battery staple\n", text=True, check=True,
                        capture_output=True)  # fmt: skip
         tokens.append(run_cli("token", str(site), name).stdout.split()[-1])
-    log_path = site.parent / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(gremlin_cmd("serve", str(site), "--bind", "127.0.0.1:0"),
-                                  stdout=subprocess.PIPE, stderr=log, text=True)  # fmt: skip
+    server = ServerProcess(site)
     try:
-        assert server.stdout is not None
-        url = ""
-        while not url:
-            line = server.stdout.readline()
-            if not line:
-                raise SystemExit(f"the server did not start: {log_path.read_text()}")
-            if m := re.search(r"serving (http://\S+)", line):
-                url = m.group(1)
+        url = server.url
         load = Load(url, tokens, names, args.seed)
         threads = [threading.Thread(target=load.worker, args=(i,), daemon=True)
                    for i in range(args.workers)]  # fmt: skip
@@ -261,7 +251,7 @@ def main() -> int:
         end = time.monotonic() + args.minutes * 60
         while time.monotonic() < end:
             time.sleep(args.sample)
-            samples.append(proc_counts(server.pid))
+            samples.append(proc_counts(server.proc.pid))
             fds, n_threads, rss = samples[-1]
             print(
                 f"fds {fds:4d}  threads {n_threads:3d}  rss {rss // KiB:4d} MiB"
@@ -273,11 +263,10 @@ def main() -> int:
             t.join(120)
         quiet = wait_quiet(site)
         time.sleep(3)  # idle keep-alive connections closed, threads back in the cache
-        after = proc_counts(server.pid)
-        return report(load, samples, after, quiet, site, log_path, args.minutes)
+        after = proc_counts(server.proc.pid)
+        return report(load, samples, after, quiet, site, server.log(), args.minutes)
     finally:
-        server.terminate()
-        server.wait(60)
+        server.stop(timeout=60)
 
 
 def wait_quiet(site: Path, stall: float = 120) -> bool:
@@ -295,7 +284,7 @@ def wait_quiet(site: Path, stall: float = 120) -> bool:
 
 
 def report(load: Load, samples: list, after: tuple[int, int, int], quiet: bool, site: Path,
-           log_path: Path, minutes: float) -> int:  # fmt: skip
+           log: str, minutes: float) -> int:  # fmt: skip
     problems = list(load.errors[:20])
     warm = samples[min(2, len(samples) - 1)]
     if after[0] > warm[0] + 8:
@@ -312,7 +301,6 @@ def report(load: Load, samples: list, after: tuple[int, int, int], quiet: bool, 
             )
     if not quiet:
         problems.append("jobs stopped finishing: none for 120 s with some still queued")
-    log = log_path.read_text()
     if "Traceback" in log:
         problems.append("traceback in the server log: " + log[log.index("Traceback") :][:1500])
     states = collections.Counter()
