@@ -17,7 +17,7 @@ from ..runtime import Runtime
 from ..store import latest
 from .api import register as register_api
 from .auth import init_auth
-from .bodies import StreamingHTTPConnection
+from .bodies import SMALL_BODY_BYTES, UNREAD_BODY_SECONDS, StreamingHTTPConnection
 from .legacy import register as register_legacy
 from .maintenance_page import install_maintenance_page
 from .pages import register as register_pages
@@ -25,7 +25,6 @@ from .proxies import trust_proxies
 from .queries import SQLITE_MAX_INT
 
 log = logging.getLogger(__name__)
-UNREAD_BODY_SECONDS = 10.0  # a client this slow with a refused body may wait for a new connection
 
 
 def error_response(
@@ -60,7 +59,7 @@ def create_app(runtime: Runtime) -> QuartTrio:
         BACKGROUND_TASK_SHUTDOWN_TIMEOUT=0,
         # Uploads are streamed by views marked `streams_body`, with their own limits; any other
         # body (forms, JSON) is small, and this caps what Quart buffers for it.
-        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=SMALL_BODY_BYTES,
         JSON_SORT_KEYS=False,
     )
     app.extensions["gremlin"] = runtime
@@ -93,9 +92,8 @@ def create_app(runtime: Runtime) -> QuartTrio:
     @app.after_request
     async def read_unread_body(response: Response) -> Response:
         """Read what is left of a small body the app answered without reading (a refusal, a
-        404): hypercorn stops reading a connection while its queue to the app is full, so the
-        client's next request on that keep-alive connection would hang. Quart buffers such
-        bodies anyway (MAX_CONTENT_LENGTH); streamed views' bodies are not Quart's."""
+        404; see bodies.UNREAD_BODY_SECONDS). Quart buffers such bodies anyway
+        (MAX_CONTENT_LENGTH); streamed views' bodies are not Quart's."""
         length = request.content_length
         if length and length <= (app.config["MAX_CONTENT_LENGTH"] or 0):
             with trio.move_on_after(UNREAD_BODY_SECONDS), contextlib.suppress(HTTPException):

@@ -16,7 +16,7 @@ import contextlib
 import errno
 import hashlib
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +32,11 @@ from .rawbody import ClientGone, RawBody
 
 RECEIVE_KEY = "gremlin.receive"
 RAW_KEY = "gremlin.raw_body"  # set by rawhttp for the requests whose socket it reads
+SMALL_BODY_BYTES = 2 * 1024 * 1024  # any body but an upload's (Quart's MAX_CONTENT_LENGTH)
+# A small body the server answered without reading is read and dropped, this long at most, so
+# the keep-alive connection serves the client's next request (hypercorn stops reading a
+# connection while its queue to the app is full); a client slower than this reconnects.
+UNREAD_BODY_SECONDS = 10.0
 BATCH_BYTES = 1024 * 1024
 IOV_MAX = 512  # below Linux's 1024
 
@@ -61,6 +66,11 @@ def streams_body_route(app: Quart) -> Callable[[str, str], bool]:
         return bool(getattr(view, "gremlin_streams_body", False))
 
     return streams
+
+
+def closing_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A response's headers saying `Connection: close` (instead of any Connection header)."""
+    return [(k, v) for k, v in headers if k.lower() != b"connection"] + [(b"connection", b"close")]
 
 
 def _empty_body() -> ASGIReceiveCallable:

@@ -6,11 +6,11 @@ Requests that may write and are already in flight when maintenance begins are co
 `maintenance_write_grace_seconds`. The store's own freeze backs this up for any write that
 slips past (a GET that writes, a write after the grace).
 
-A refused request's body is read and dropped before the answer (at most `DRAIN_BYTES`, for at
-most `DRAIN_SECONDS`), as the app does for its own refusals: hypercorn stops reading a
-connection while its queue to the app is full, and a body left there broke the client's next
-request on that keep-alive connection. A larger body, one still coming after the time, or
-one whose length is unknown past the limit is not read: the answer says `Connection: close`.
+A refused request's body is read and dropped before the answer (a small body's, for at most
+`UNREAD_BODY_SECONDS`: gremlin.web.bodies), as the app does for its own refusals: a body left
+unread broke the client's next request on that keep-alive connection. A larger body, one
+still coming after the time, or one whose length is unknown past the limit is not read: the
+answer says `Connection: close`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from werkzeug.http import parse_accept_header
 
 from ..errors import Maintenance
 from ..runtime import Mode, Runtime
-from .bodies import RAW_KEY
+from .bodies import RAW_KEY, SMALL_BODY_BYTES, UNREAD_BODY_SECONDS, closing_headers
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 RETRY_AFTER_SECONDS = 2  # the window is meant to be well under a second
@@ -40,8 +40,6 @@ RETRY_AFTER_SECONDS = 2  # the window is meant to be well under a second
 # such pages with the same key in its `extensions` (gremlin.web.maintenance_page).
 REFUSED_KEY = "gremlin.maintenance_refused"
 MACHINE_PREFIXES = ("/api/", "/files/", "/oembed", "/healthz")
-DRAIN_BYTES = 2 * 1024 * 1024  # as the app's MAX_CONTENT_LENGTH: what it reads of a refusal
-DRAIN_SECONDS = 10.0  # a client this slow with a refused body may open a new connection
 
 
 def prefers_html(scope: HTTPScope) -> bool:
@@ -85,22 +83,22 @@ def declared_length(scope: HTTPScope) -> int | None:
 
 
 async def drain_body(scope: HTTPScope, receive: ASGIReceiveCallable) -> bool:
-    """Read and drop a refused request's body. True when it ended (within `DRAIN_BYTES` and
-    `DRAIN_SECONDS`): the connection can serve the client's next request."""
+    """Read and drop a refused request's body. True when it ended (within `SMALL_BODY_BYTES`
+    and `UNREAD_BODY_SECONDS`): the connection can serve the client's next request."""
     if RAW_KEY in scope:  # its socket is read by gremlin.web.rawhttp, which drains it itself
         return True
     length = declared_length(scope)
-    if length is not None and length > DRAIN_BYTES:
+    if length is not None and length > SMALL_BODY_BYTES:
         return False
     read = 0
-    with trio.move_on_after(DRAIN_SECONDS):
-        while read <= DRAIN_BYTES:
+    with trio.move_on_after(UNREAD_BODY_SECONDS):
+        while read <= SMALL_BODY_BYTES:
             message = await receive()
             if message["type"] != "http.request":
                 return False  # the client is gone
             read += len(message.get("body", b""))
             if not message.get("more_body", False):
-                return read <= DRAIN_BYTES
+                return read <= SMALL_BODY_BYTES
     return False
 
 
@@ -109,8 +107,7 @@ def closing(send: ASGISendCallable) -> ASGISendCallable:
 
     async def send_closing(message: ASGISendEvent) -> None:
         if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message["headers"] if k.lower() != b"connection"]
-            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            message = {**message, "headers": closing_headers(message["headers"])}
         await send(message)
 
     return send_closing

@@ -32,7 +32,7 @@ from hypercorn.events import Closed, RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.tcp_server import TCPServer
 
-from .bodies import RAW_KEY
+from .bodies import RAW_KEY, closing_headers
 from .rawbody import ClientGone, RawBody
 
 log = logging.getLogger(__name__)
@@ -279,8 +279,7 @@ class _Exchange:
             headers = [*self.headers, *self.server.config.response_headers("h11")]
             unread = self.raw is not None and not self.raw.complete
             if self.close or unread or self.server.context.terminated.is_set():
-                headers = [(k, v) for k, v in headers if k.lower() != b"connection"]
-                headers.append((b"connection", b"close"))
+                headers = closing_headers(headers)
             self.close = self.close or any(
                 k.lower() == b"connection" and b"close" in v.lower() for k, v in headers
             )

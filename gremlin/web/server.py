@@ -39,6 +39,7 @@ from hypercorn.typing import (
 from hypercorn.utils import wrap_app
 
 from ..errors import GremlinError
+from .bodies import closing_headers
 from .rawhttp import GremlinTCPServer, RawRoute
 
 log = logging.getLogger(__name__)
@@ -178,8 +179,7 @@ def close_when_stopping(
 
         async def send_closing(message: ASGISendEvent) -> None:
             if message["type"] == "http.response.start" and stop.is_set():
-                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"connection"]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+                message = {**message, "headers": closing_headers(message["headers"])}
                 if peer is not None and connections is not None:
                     connections.closing(peer)
             await send(message)
